@@ -69,13 +69,18 @@ class TimestepEmbedder(nn.Module):
         if frequency_size % 2:
             raise ValueError(f"frequency_size must be even, got {frequency_size}")
         self.mlp = nn.Sequential(nn.Linear(frequency_size, dim), nn.SiLU(), nn.Linear(dim, dim))
-        exponents = torch.arange(0, frequency_size, 2, dtype=torch.float32) / frequency_size
-        freqs = 1.0 / (10000**exponents)
+        self.frequency_size = frequency_size
+        self.max_period = max_period
+
+    def frequencies(self, device: torch.device) -> torch.Tensor:
+        # Computed per call (no buffer: bundles load onto the meta device, then assign weights).
         # Same order of float operations as the reference, so embeddings match bit for bit.
-        self.register_buffer("freqs", (10000 / max_period) * freqs, persistent=False)
+        exponents = torch.arange(0, self.frequency_size, 2, dtype=torch.float32,
+                                 device=device) / self.frequency_size
+        return (10000 / self.max_period) * (1.0 / (10000**exponents))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, D)
-        args = t[:, None].float() * self.freqs[None]
+        args = t[:, None].float() * self.frequencies(t.device)[None]
         embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
         return self.mlp(embedding.to(t.dtype))
 
