@@ -1,0 +1,44 @@
+"""The `mfmjt` command. Heavy imports are deferred so `mfmjt --help` is instant."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("mfmjt-foley")
+    except PackageNotFoundError:
+        return "0.0.0+source"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mfmjt", description="MF-MJT Foley: one-step "
+                                     "synchronised Foley generation for picture editors.")
+    parser.add_argument("--version", action="version", version=f"mfmjt-foley {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run the end-to-end demo on this machine")
+    demo.add_argument("--steps", type=int, default=None, help="training steps per model")
+    demo.add_argument("--seed", type=int, default=0)
+    sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        if args.steps is not None and args.steps < 1:
+            parser.error(f"--steps must be >= 1, got {args.steps}")
+        from mfmjt_plugin import demo
+        return demo.run(steps=args.steps, seed=args.seed)
+    if args.command == "doctor":
+        from mfmjt_plugin import doctor
+        return doctor.run()
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""`mfmjt demo`: the honest end-to-end path that exists today.
+
+Trains a tiny MeanFlow model and a flow-matching twin on a 2-D toy distribution on the CPU, samples
+each in ONE network evaluation, and prints how close the samples are to the target. When the
+embedded starter model ships, the demo becomes Foley generation on it.
+"""
+from __future__ import annotations
+
+import time
+
+
+def run(steps: int | None = None, seed: int = 0) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from trainer.toy import (ToySettings, evaluate_samples, one_step_samples, ring_modes,
+                             sample_target, train_toy)
+
+    settings = ToySettings(seed=seed) if steps is None else ToySettings(steps=steps, seed=seed)
+    print("MF-MJT demo: one-step generation on a 2-D toy target (8 Gaussians on a ring, radius "
+          f"{ring_modes().norm(dim=1)[0].item():.0f}).")
+    print(f"Training two identical MLPs for {settings.steps} steps each on the CPU: MeanFlow "
+          "(average velocity) and flow matching (instantaneous velocity).\n")
+    results = {}
+    for objective in ("meanflow", "flow_matching"):
+        start = time.perf_counter()
+        with tqdm(total=settings.steps, desc=f"{objective:>13}", unit="step", leave=True) as bar:
+            def progress(step, total, loss):
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss:.3f}")
+            model = train_toy(objective, settings, progress=progress)
+        samples = one_step_samples(model, objective, n=4000, seed=seed + 1000)
+        results[objective] = (evaluate_samples(samples, seed + 1000), time.perf_counter() - start)
+
+    baseline = evaluate_samples(sample_target(4000, torch.Generator().manual_seed(seed + 7)), seed)
+    print("\nOne network evaluation from noise to data (lower is closer to the target):")
+    print(f"{'model':<24}{'mean dist. to nearest mode':>28}{'sliced W2 to target':>22}{'train s':>10}")
+    for objective, label in (("meanflow", "MeanFlow, 1 step"),
+                             ("flow_matching", "flow matching, 1 Euler")):
+        m, seconds = results[objective]
+        print(f"{label:<24}{m.mode_distance:>28.3f}{m.sliced_wasserstein:>22.3f}{seconds:>10.1f}")
+    print(f"{'target samples (floor)':<24}{baseline.mode_distance:>28.3f}"
+          f"{baseline.sliced_wasserstein:>22.3f}{'':>10}")
+    ratio = results["flow_matching"][0].mode_distance / results["meanflow"][0].mode_distance
+    print(f"\nOne-step MeanFlow lands {ratio:.1f}x closer to the modes than one-step flow matching.")
+    return 0
