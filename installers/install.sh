@@ -39,9 +39,11 @@ ensure_system_libraries() {
     fi
 }
 
-# The stamp is keyed on everything that decides what gets installed.
+# The stamp is keyed on what decides what gets installed: the [build-system] and [project*]
+# tables of pyproject.toml (not tool settings such as pytest's), and this script.
 spec_hash() {
-    cat "$root/pyproject.toml" "$root/installers/install.sh" | sha256sum | cut -d' ' -f1
+    { awk '/^\[/ { keep = ($0 ~ /^\[(project|build-system)/) } keep' "$root/pyproject.toml"
+      cat "$root/installers/install.sh"; } | sha256sum | cut -d' ' -f1
 }
 
 ensure_system_libraries

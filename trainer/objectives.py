@@ -71,7 +71,8 @@ class TimeSampler:
         n_mean = self._count(self.mean_ratio, batch, generator)
         order = torch.randperm(batch, generator=generator)
         instantaneous = order[n_mean:]
-        r_paper[instantaneous] = t_paper[instantaneous]
+        # r = t pairs use a single draw (the max of two would bias them toward noise)
+        r_paper[instantaneous] = t_paper[instantaneous] = paper_t[0, instantaneous]
         n_jump = self._count(self.full_jump_ratio, n_mean, generator) if n_mean else 0
         jump = order[:n_jump]
         r_paper[jump], t_paper[jump] = 0.0, 1.0
