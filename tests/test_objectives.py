@@ -135,14 +135,34 @@ def test_zero_initialised_delta_embedder_learns_from_the_first_step():
 
 def test_meanflow_beats_flow_matching_in_one_step_on_the_toy():
     """MeanFlow trained the same way reaches a far lower one-step error than flow matching.
-    Measured with these settings: MeanFlow ~0.9, flow matching ~3.1 (mean distance to the
-    nearest of 8 modes on a radius-4 ring; target samples themselves score ~0.19)."""
-    settings = ToySettings(steps=600, batch=256, seed=0)
+    Measured with these settings (seeds 0, 1, 2): MeanFlow 0.78 / 0.87 / 0.78, flow matching
+    about 3.8 (mean distance to the nearest of 8 modes on a radius-4 ring; the target samples
+    themselves score 0.19)."""
+    settings = ToySettings(steps=1000, batch=256, seed=0)
     errors = {}
     for objective in ("meanflow", "flow_matching"):
         model = train_toy(objective, settings)
         samples = one_step_samples(model, objective, n=2000, seed=11)
         errors[objective] = evaluate_samples(samples, 11).mode_distance
-    assert errors["meanflow"] < 1.3
+    assert errors["meanflow"] < 1.1
     assert errors["flow_matching"] > 2.5
-    assert errors["meanflow"] < 0.5 * errors["flow_matching"]
+    assert errors["meanflow"] < 0.4 * errors["flow_matching"]
+
+
+def test_autocast_applies_to_the_plain_forward_only(tiny):
+    """bf16 autocast (CUDA in production; CPU autocast here) for the r = t part, fp32 JVP."""
+    seen = []
+
+    def velocity(x, t, dt, cond):
+        u = tiny.predict(x, t, dt, cond, check=False)
+        seen.append((bool((dt > 0).any()), u.dtype))
+        return u
+
+    f = features(tiny, 1.0, batch=6)
+    cond = tiny.preprocess_conditions(f["clip_f"], f["sync_f"], f["text_f"])
+    s = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    e = torch.tensor([0.1, 0.2, 0.3, 0.9, 1.0, 0.8])
+    out = meanflow_loss(velocity, f["latent"], torch.randn_like(f["latent"]), s, e, cond,
+                        autocast_dtype=torch.bfloat16)
+    assert seen == [(False, torch.bfloat16), (True, torch.float32)]
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
