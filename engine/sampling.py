@@ -13,16 +13,14 @@ from typing import Callable, Literal, Optional, Sequence
 
 import torch
 
+from engine.cancel import Cancelled
+
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 GuidanceMode = Literal["none", "standard", "scaled"]
 
 GUIDANCE_MODES = ("none", "standard", "scaled")
-
-
-class Cancelled(Exception):
-    """Raised between steps when the cancel check returns True."""
 
 
 def time_grid(steps: int, *, start: float = 0.0, end: float = 1.0) -> torch.Tensor:

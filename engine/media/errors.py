@@ -1,0 +1,10 @@
+"""Errors about the user's media: one line naming the path and what to do."""
+
+
+class MediaError(ValueError):
+    """Media that cannot be used as asked. str() is one line: '<path>: <reason>'."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

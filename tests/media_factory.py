@@ -1,0 +1,82 @@
+"""Small test media made with PyAV: every frame shows its own index as a 4 x 4 binary grid in the
+central square (so both the CLIP squash and the Synchformer centre crop keep it readable)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence
+
+import av
+import numpy as np
+
+GRID = 4
+BLACK, WHITE = 16, 235
+
+
+def index_image(index: int, width: int, height: int) -> np.ndarray:
+    img = np.full((height, width, 3), 128, np.uint8)
+    side = min(width, height)
+    x0, y0 = (width - side) // 2, (height - side) // 2
+    cell = side // GRID
+    for bit in range(GRID * GRID):
+        row, col = divmod(bit, GRID)
+        value = WHITE if (index >> bit) & 1 else BLACK
+        img[y0 + row * cell:y0 + (row + 1) * cell, x0 + col * cell:x0 + (col + 1) * cell] = value
+    return img
+
+
+def read_index(img: np.ndarray, region: Optional[tuple[float, float, float, float]] = None) -> int:
+    """Decode the grid; region = (x0, x1, y0, y1) of the central square in img, fractions."""
+    h, w = img.shape[:2]
+    x0, x1, y0, y1 = region or (0.0, 1.0, 0.0, 1.0)
+    index = 0
+    for bit in range(GRID * GRID):
+        row, col = divmod(bit, GRID)
+        cx = int(w * (x0 + (x1 - x0) * (col + 0.5) / GRID))
+        cy = int(h * (y0 + (y1 - y0) * (row + 0.5) / GRID))
+        if img[cy, cx].mean() > 128:
+            index |= 1 << bit
+    return index
+
+
+def make_video(path: Path, *, fps: Fraction = Fraction(25), frames: int = 50, width: int = 160,
+               height: int = 96, pts_seconds: Optional[Sequence[Fraction]] = None,
+               start_offset: Fraction = Fraction(0), codec: str = "libx264",
+               gop: int = 12, audio_seconds: float = 0.0) -> Path:
+    """An MP4 whose frame k shows k. pts_seconds gives explicit (VFR) times."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = gop
+        if pts_seconds is not None or start_offset:
+            stream.codec_context.time_base = Fraction(1, 90000)
+        times = pts_seconds or [start_offset + Fraction(k) / fps for k in range(frames)]
+        for k, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(index_image(k, width, height), format="rgb24")
+            if pts_seconds is not None or start_offset:
+                frame.pts = int(t * 90000)
+                frame.time_base = Fraction(1, 90000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if audio_seconds:
+            _add_audio(out, audio_seconds)
+    return path
+
+
+def _add_audio(out, seconds: float, rate: int = 48000) -> None:
+    stream = out.add_stream("aac", rate=rate)
+    samples = np.zeros((1, int(seconds * rate)), np.float32)
+    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+    frame.sample_rate = rate
+    for packet in stream.encode(frame):
+        out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def make_audio_only(path: Path, seconds: float = 1.0, rate: int = 48000) -> Path:
+    with av.open(str(path), "w") as out:
+        _add_audio(out, seconds, rate)
+    return path
