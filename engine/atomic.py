@@ -28,10 +28,13 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
 
 
 def atomic_write_bytes(final: Path | str, data: bytes, *, overwrite: bool = False) -> Path:
-    """Write bytes to a temporary file beside `final`, fsync, then rename into place."""
+    """Write bytes to a temporary file beside `final`, fsync, then move it into place.
+    Without `overwrite` the final name is claimed with a hard link, which fails if another writer
+    got there first: an existing file is never replaced, even in a race."""
     final = Path(final)
     if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} already exists; choose a new name")
+        raise FileExistsError(f"{final} already exists; choose a new name (outputs are never "
+                              f"overwritten)")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
     try:
@@ -39,8 +42,13 @@ def atomic_write_bytes(final: Path | str, data: bytes, *, overwrite: bool = Fals
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, final)
+        else:
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise FileExistsError(f"{final} already exists; choose a new name") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return final
