@@ -1,0 +1,122 @@
+"""Content-addressed on-disk cache of video features (safetensors), size-capped LRU.
+
+Key = media identity (resolved path, size, mtime, and a hash of its first and last 64 KiB), the
+exact source range, and the encoder's version hash. A regenerate with another prompt, seed or
+guidance hits the cache and never decodes or encodes the video again. Writes are atomic; readers
+treat a missing or damaged entry as a miss, so concurrent users are safe.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engine.features.base import FeatureEncoder, VideoFeatures
+from engine.media.decode import decode_frames
+from engine.media.errors import MediaError
+from engine.media.timing import TimeValue, as_fraction
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+EDGE_BYTES = 64 * 1024
+
+
+def media_identity(path: Path) -> dict:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise MediaError(path, "file not found; check the path or relink the media") from None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        digest.update(fh.read(EDGE_BYTES))
+        if stat.st_size > EDGE_BYTES:
+            fh.seek(max(EDGE_BYTES, stat.st_size - EDGE_BYTES))
+            digest.update(fh.read(EDGE_BYTES))
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "edges": digest.hexdigest()}
+
+
+class FeatureCache:
+    def __init__(self, root: Optional[Path | str] = None, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        if root is None:
+            from engine.paths import cache_dir
+            root = cache_dir() / "features"
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    def key(self, media: Path | str, start: TimeValue, duration: TimeValue,
+            encoder: FeatureEncoder) -> str:
+        record = {"media": media_identity(Path(media)), "start": str(as_fraction(start)),
+                  "duration": str(as_fraction(duration)), "encoder": encoder.name,
+                  "encoder_version": encoder.version}
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def get(self, key: str) -> Optional[VideoFeatures]:
+        path = self._path(key)
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                if (fh.metadata() or {}).get("key") != key:
+                    raise ValueError("key mismatch")
+                feats = VideoFeatures(clip=fh.get_tensor("clip"), sync=fh.get_tensor("sync"))
+            os.utime(path)  # most recently used
+            return feats
+        except FileNotFoundError:
+            return None
+        except Exception:  # damaged entry (safetensors raises its own types): drop it, recompute
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, feats: VideoFeatures) -> Path:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file({"clip": feats.clip.contiguous(), "sync": feats.sync.contiguous()}, tmp,
+                      metadata={"key": key})
+            os.replace(tmp, path)  # same key, same content: replacing is harmless
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self.evict()
+        return path
+
+    def evict(self) -> None:
+        """Delete least recently used entries until the cache fits in max_bytes."""
+        entries = []
+        for path in self.root.glob("*/*.safetensors"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            entries.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+
+    def video_features(self, media: Path | str, start: TimeValue, duration: TimeValue,
+                       encoder: FeatureEncoder, *,
+                       decoder: Callable = decode_frames) -> VideoFeatures:
+        """Cached features of a range; decodes and encodes only on a miss."""
+        key = self.key(media, start, duration, encoder)
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        clip_frames, sync_frames = decoder(media, start, duration,
+                                           (encoder.clip_spec, encoder.sync_spec))
+        feats = encoder.encode_video(clip_frames, sync_frames)
+        self.put(key, feats)
+        return feats
+
+
+__all__ = ["FeatureCache", "media_identity"]

@@ -1,0 +1,86 @@
+"""Starter encoders: deterministic, shaped for the network, and they see what matters."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from engine.features import StarterEncoder, sync_segment_starts
+from engine.media import decode_frames
+from engine.model import build_network
+from tests.media_factory import make_video
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return StarterEncoder()
+
+
+def flash_frames(n=50, flashes=(10, 30), size=224):
+    """Grey frames with a white flash at the given frame indices (25 fps)."""
+    frames = np.full((n, size, size, 3), 60, np.uint8)
+    for i in flashes:
+        if i < n:
+            frames[i] = 250
+    return frames
+
+
+def test_shapes_match_the_network_lengths(encoder, tmp_path):
+    path = make_video(tmp_path / "v.mp4", fps=Fraction(25), frames=80, width=96, height=64)
+    clip, sync = decode_frames(path, 0, 3)
+    feats = encoder.encode_video(clip, sync)
+    lengths = build_network("small_16k", device="meta").config.lengths(3.0)
+    assert feats.clip.shape == (lengths.clip, encoder.clip_dim)
+    assert feats.sync.shape == (lengths.sync, encoder.sync_dim)
+    assert feats.clip.dtype == feats.sync.dtype == torch.float32
+
+
+def test_deterministic_and_versioned(encoder):
+    frames = flash_frames()
+    a = encoder.encode_video(frames[:24:3], frames)
+    b = StarterEncoder().encode_video(frames[:24:3], frames)
+    assert torch.equal(a.sync, b.sync) and torch.equal(a.clip, b.clip)
+    assert encoder.version == StarterEncoder().version
+    assert StarterEncoder(seed=1).version != encoder.version
+
+
+def test_motion_features_mark_flashes_at_the_right_tokens(encoder):
+    frames = flash_frames(flashes=(10, 30))
+    sync = encoder.encode_video(frames[::3], frames).sync  # (segments * 8, 72)
+    starts = sync_segment_starts(len(frames))
+    assert starts == [0, 8, 16, 24, 32]
+    onset_column = encoder.sync_dim // 2 - 1  # positive change of the global difference, frame 1 of 2
+    # token j of segment s covers frames s*8 + 2j, s*8 + 2j + 1; frame 10 is segment 0 token 5
+    # (first frame of the pair) and segment 1 token 1
+    per_token = sync.view(len(starts), 8, 2, -1)
+    onsets = per_token[..., onset_column]  # (segments, 8 tokens, 2 frames)
+    hits = {(s, t, f) for s, t, f in torch.nonzero(onsets > 0.5).tolist()}
+    assert (0, 5, 0) in hits and (1, 1, 0) in hits  # frame 10
+    assert (2, 7, 0) in hits and (3, 3, 0) in hits  # frame 30
+    assert all(starts[s] + 2 * t + f in (10, 30) for s, t, f in hits)
+
+
+def test_appearance_tells_colours_apart(encoder):
+    red = np.zeros((2, 384, 384, 3), np.uint8)
+    red[..., 0] = 220
+    blue = np.zeros((2, 384, 384, 3), np.uint8)
+    blue[..., 2] = 220
+    sync = flash_frames(16)
+    f_red, f_blue = encoder.encode_video(red, sync).clip, encoder.encode_video(blue, sync).clip
+    assert (f_red - f_blue).abs().max() > 0.5
+    assert f_red[0, 0] == pytest.approx(220 / 255, abs=1e-3)  # cell (0, 0) mean red
+
+
+def test_text_features(encoder):
+    feats = encoder.encode_text(["glass tapped twice", "", "Glass tapped twice"])
+    assert feats.shape == (3, encoder.text_len, encoder.text_dim)
+    norms = feats.norm(dim=-1)
+    assert torch.allclose(norms[0, :5], torch.ones(5)) and norms[0, 5:].abs().max() == 0
+    assert torch.allclose(norms[1, :2], torch.ones(2)) and norms[1, 2:].abs().max() == 0  # SOT, EOT
+    assert torch.equal(feats[0], feats[2])  # the CLIP tokenizer lower-cases
+    assert not torch.allclose(feats[0], feats[1])
+
+
+def test_too_few_sync_frames_is_a_clear_error(encoder):
+    with pytest.raises(ValueError, match="at least 16 sync frames"):
+        encoder.encode_video(flash_frames(2)[:1], flash_frames(10))
