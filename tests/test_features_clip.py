@@ -71,3 +71,19 @@ def test_official_h14_architecture_gives_1024_d_outputs():
     assert image.shape == (1, 1024)  # 384 px in, 27 x 27 patches like 378
     assert model.ln_final.normalized_shape == (1024,)  # per-token text features are 1024-d
     assert model.context_length == 77
+
+
+def test_mmaudio_encoder_combines_clip_and_synchformer(tiny_clip):
+    from engine.features.official import MMAudioEncoder
+    from engine.features.synchformer import SynchformerConfig, SynchformerFeatures
+    clip, _ = tiny_clip
+    sync = SynchformerFeatures(SynchformerConfig(embed_dim=16, depth=1, num_heads=2, img_size=32))
+    encoder = MMAudioEncoder(clip, sync, synchformer_version="test")
+    rng = np.random.default_rng(0)
+    feats = encoder.encode_video(rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8),
+                                 rng.integers(0, 255, (24, 32, 32, 3), dtype=np.uint8))
+    assert feats.clip.shape == (4, 32) and feats.sync.shape == (16, 16)  # 2 segments x 8
+    assert (encoder.clip_dim, encoder.sync_dim, encoder.text_dim, encoder.text_len) == (32, 16, 48, 77)
+    assert encoder.encode_text(["a door slam"]).shape == (1, 77, 48)
+    other = MMAudioEncoder(clip, sync, synchformer_version="other")
+    assert other.version != encoder.version  # cache keys follow the weights
