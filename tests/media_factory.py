@@ -46,7 +46,8 @@ def make_video(path: Path, *, fps: Fraction = Fraction(25), frames: int = 50, wi
     """An MP4 whose frame k shows k. pts_seconds gives explicit (VFR) times."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         stream.codec_context.gop_size = gop
         if pts_seconds is not None or start_offset:
             stream.codec_context.time_base = Fraction(1, 90000)
