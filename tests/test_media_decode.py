@@ -125,3 +125,68 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path):
             decode_frames(path, start, duration)
         message = str(err.value)
         assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+
+
+def _write_frames(path, images, *, rotation=None, sar=None, fps=25):
+    import av
+    h, w = images[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for img in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _red_columns(img):
+    red = (img[..., 0] > 150) & (img[..., 1] < 100)
+    return np.nonzero(red.mean(axis=0) > 0.5)[0]
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_rotation_metadata_is_applied(tmp_path, rotation):
+    img = np.full((64, 96, 3), 40, np.uint8)
+    img[:16, :, :] = (230, 20, 20)  # a red band along the coded top edge
+    path = _write_frames(tmp_path / "rot.mp4", [img] * 20, rotation=rotation)
+    clip, sync = decode_frames(path, 0, Fraction(16, 25))
+    # counter-clockwise +90: the top edge is shown on the left; -90: on the right
+    for frame, size in ((clip[0], 384), (sync[0], 224)):
+        columns = _red_columns(frame)
+        assert len(columns) > 0
+        if rotation == 90:
+            assert columns.min() == 0 and columns.max() < size // 2
+        else:
+            assert columns.max() == size - 1 and columns.min() > size // 2
+
+
+def test_non_square_pixels_keep_display_proportions(tmp_path):
+    img = np.full((64, 96, 3), 20, np.uint8)
+    img[16:48, 32:64] = 235  # a 32 x 32 coded square
+    path = _write_frames(tmp_path / "sar.mp4", [img] * 20, sar=Fraction(3, 2))
+    _, sync = decode_frames(path, 0, Fraction(16, 25))
+    white = sync[0].mean(axis=2) > 128
+    height = np.count_nonzero(white.any(axis=1))
+    width = np.count_nonzero(white.any(axis=0))
+    # shown 48 x 32 (pixels are 1.5x wide), scaled by 224 / 64: 168 x 112
+    assert abs(width - 168) <= 3 and abs(height - 112) <= 3
+
+
+def test_sixty_seconds_stay_well_under_a_gigabyte(tmp_path):
+    import tracemalloc
+    path = make_video(tmp_path / "minute.mp4", fps=Fraction(25), frames=25 * 61, width=W,
+                      height=H, gop=50)
+    tracemalloc.start()
+    clip, sync = decode_frames(path, 0, 60)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    outputs = clip.nbytes + sync.nbytes  # 480 x 384^2 x 3 + 1500 x 224^2 x 3 = 438 MB
+    assert clip.shape[0] == 480 and sync.shape[0] == 1500
+    assert peak < outputs + 64 * 2**20  # nothing beyond the outputs themselves is kept
+    assert peak < 2**30
