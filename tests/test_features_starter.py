@@ -84,3 +84,31 @@ def test_text_features(encoder):
 def test_too_few_sync_frames_is_a_clear_error(encoder):
     with pytest.raises(ValueError, match="at least 16 sync frames"):
         encoder.encode_video(flash_frames(2)[:1], flash_frames(10))
+
+
+def test_flashes_in_a_real_video_land_on_their_sync_tokens(encoder, tmp_path):
+    """Media made with PyAV at 30000/1001 fps: flashes at known times reach the right tokens."""
+    import av
+    rate = Fraction(30000, 1001)
+    flash_times = [Fraction(1, 2), Fraction(3, 2)]  # seconds
+    flash_frames_src = {int(-(-t * rate // 1)) for t in flash_times}  # first frame at/after t
+    path = tmp_path / "flash.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for k in range(75):
+            img = np.full((64, 96, 3), 250 if k in flash_frames_src else 40, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    clip, sync = decode_frames(path, 0, 2)
+    feats = encoder.encode_video(clip, sync)
+    onset_column = encoder.sync_dim // 2 - 1
+    per_frame = feats.sync.view(-1, 8, 2, encoder.sync_dim // 2)[..., onset_column]
+    starts = sync_segment_starts(len(sync))
+    hit_frames = {starts[s] + 2 * t + f for s, t, f in torch.nonzero(per_frame > 0.5).tolist()}
+    # sample k shows the first frame at/after k / 25, so flash frame j (at time j / rate) is shown
+    # by the last 25 fps target at or before its time: floor(j / rate * 25)
+    expected = {int(Fraction(j) / rate * 25) for j in flash_frames_src}
+    assert hit_frames == expected
