@@ -120,6 +120,10 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path):
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     cases.append((truncated, 0, 0.5, "not a readable media file"))
+    unknown = tmp_path / "unknown.mkv"
+    mkv = make_video(tmp_path / "v.mkv", frames=25, width=W, height=H)
+    unknown.write_bytes(mkv.read_bytes().replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/XYZ"))
+    cases.append((unknown, 0, 0.5, "unsupported video codec"))
     for path, start, duration, reason in cases:
         with pytest.raises(MediaError) as err:
             decode_frames(path, start, duration)

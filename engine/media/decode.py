@@ -102,6 +102,10 @@ def probe(path: Path | str) -> MediaInfo:
                              duration=_stream_duration(container, container.streams.audio[0]
                                                        if has_audio else None))
         ctx = video.codec_context
+        if ctx is None or ctx.name in (None, "", "none"):
+            tag = getattr(video, "codec_tag", "") or "unknown"
+            raise MediaError(path, f"unsupported video codec ({tag}); transcode it to H.264, "
+                                   f"ProRes or DNxHD first")
         sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio
         start = Fraction(video.start_time or 0) * video.time_base if video.time_base else Fraction(0)
         rate = video.average_rate or video.guessed_rate or video.base_rate
