@@ -10,3 +10,6 @@ from engine.codec.bigvgan import (BIGVGAN_V1_16K, BIGVGAN_V2_44K, BigVGANConfig,
 
 __all__ += ["BIGVGAN_V1_16K", "BIGVGAN_V2_44K", "BigVGANConfig", "BigVGANGenerator",
             "fold_weight_norm"]
+from engine.codec.griffinlim import GriffinLimVocoder
+
+__all__ += ["GriffinLimVocoder"]
