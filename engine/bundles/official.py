@@ -5,7 +5,6 @@ product ever reads, only when the user imports them, and always with `weights_on
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Mapping, Optional
 
 import torch
 
+from engine.bundles.format import file_digest
 from engine.model import DELTA_EMBEDDER_PREFIX, LEGACY_KEYS, MFMJT, PRESETS, build_network
 from engine.model.layers import TimestepEmbedder
 
@@ -45,12 +45,9 @@ class OfficialImportError(ValueError):
     """An official file that cannot be imported; the message names the file and what was expected."""
 
 
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5_file(path: Path) -> str:
+    """MD5, the checksum MMAudio publishes for its files."""
+    return file_digest(path, "md5")
 
 
 def recognise(path: Path | str, table: Mapping[str, OfficialFile] = OFFICIAL_FILES
