@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps per model")
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
+    from mfmjt_plugin import weights_cli
+    weights_cli.add_parser(sub)
     return parser
 
 
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from mfmjt_plugin import doctor
         return doctor.run()
+    if args.command == "weights":
+        from mfmjt_plugin import weights_cli
+        return weights_cli.run(args)
     parser.print_help()
     return 0
 

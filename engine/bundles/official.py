@@ -70,6 +70,8 @@ def load_official_state(path: Path | str) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, OSError) as err:
         raise OfficialImportError(f"{path}: cannot be read as a PyTorch checkpoint ({err}); the file "
                            f"may be truncated: download it again") from None
+    if isinstance(state, Mapping) and isinstance(state.get("generator"), Mapping):
+        state = state["generator"]  # BigVGAN training checkpoints: {'generator': ..., ...}
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise OfficialImportError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     return dict(state)
