@@ -13,3 +13,7 @@ __all__ += ["BIGVGAN_V1_16K", "BIGVGAN_V2_44K", "BigVGANConfig", "BigVGANGenerat
 from engine.codec.griffinlim import GriffinLimVocoder
 
 __all__ += ["GriffinLimVocoder"]
+from engine.codec.losses import multi_resolution_stft_loss
+from engine.codec.starter import STARTER_VAE, STARTER_VOCODER, StarterCodec
+
+__all__ += ["STARTER_VAE", "STARTER_VOCODER", "StarterCodec", "multi_resolution_stft_loss"]
