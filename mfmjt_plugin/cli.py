@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps per model")
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
-    from mfmjt_plugin import weights_cli
+    from mfmjt_plugin import train_cli, weights_cli
     weights_cli.add_parser(sub)
+    train_cli.add_parser(sub)
     return parser
 
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "weights":
         from mfmjt_plugin import weights_cli
         return weights_cli.run(args)
+    if args.command == "train":
+        from mfmjt_plugin import train_cli
+        return train_cli.run(args)
     parser.print_help()
     return 0
 

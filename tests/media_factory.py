@@ -51,6 +51,7 @@ def make_video(path: Path, *, fps: Fraction = Fraction(25), frames: int = 50, wi
         stream.codec_context.gop_size = gop
         if pts_seconds is not None or start_offset:
             stream.codec_context.time_base = Fraction(1, 90000)
+        audio = out.add_stream("aac", rate=48000, layout="mono") if audio_seconds else None
         times = pts_seconds or [start_offset + Fraction(k) / fps for k in range(frames)]
         for k, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(index_image(k, width, height), format="rgb24")
@@ -61,23 +62,26 @@ def make_video(path: Path, *, fps: Fraction = Fraction(25), frames: int = 50, wi
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-        if audio_seconds:
-            _add_audio(out, audio_seconds)
+        if audio is not None:
+            _encode_tone(out, audio, audio_seconds)
     return path
 
 
-def _add_audio(out, seconds: float, rate: int = 48000) -> None:
-    stream = out.add_stream("aac", rate=rate)
-    samples = np.zeros((1, int(seconds * rate)), np.float32)
-    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-    frame.sample_rate = rate
-    for packet in stream.encode(frame):
-        out.mux(packet)
+def _encode_tone(out, stream, seconds: float, rate: int = 48000) -> None:
+    """A quiet 440 Hz tone, in encoder-sized frames."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    for i in range(0, samples.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 1024]),
+                                           format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
     for packet in stream.encode():
         out.mux(packet)
 
 
 def make_audio_only(path: Path, seconds: float = 1.0, rate: int = 48000) -> Path:
     with av.open(str(path), "w") as out:
-        _add_audio(out, seconds, rate)
+        _encode_tone(out, out.add_stream("aac", rate=rate, layout="mono"), seconds, rate)
     return path
