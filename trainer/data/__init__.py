@@ -4,3 +4,6 @@ from trainer.data.scan import LibraryItem, ScanReport, SkippedFile, scan_library
 
 __all__ = ["Caption", "CaptionFinder", "LibraryItem", "ScanReport", "SkippedFile",
            "scan_library", "ucs_caption"]
+from trainer.data.windows import Window, decode_audio, iter_windows
+
+__all__ += ["Window", "decode_audio", "iter_windows"]
