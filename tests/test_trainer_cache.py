@@ -1,0 +1,110 @@
+"""Training cache: latents and features once, resumable after a killed run, validated on load."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.codec import StarterCodec
+from engine.features import StarterEncoder
+from tests.library_factory import make_library, tree_hashes
+from trainer.cache import STATS_FILE, CacheError, build_cache, load_shards
+from trainer.data import scan_library
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return make_library(tmp_path_factory.mktemp("lib") / "library")
+
+
+def codec():
+    torch.manual_seed(0)
+    return StarterCodec().eval()
+
+
+def test_cache_contents(library, tmp_path):
+    before = tree_hashes(library)
+    report = scan_library(library, window_seconds=2.0)
+    summary = build_cache(report, tmp_path / "cache", codec=codec(), encoder=StarterEncoder(),
+                          sample_rate=16000, files_per_shard=2)
+    shards = load_shards(tmp_path / "cache")
+    assert summary.shards == 3 and summary.computed == [0, 1, 2] and summary.reused == []
+    total = sum(s["latent_mean"].shape[0] for s in shards)
+    # door 2 s: 1, take 3 s: 1, clip_a 0.5-16.5 s: 8, drips 1.5 s: 1 padded, mp3 1 s: 1 padded,
+    # scene 2 s: 1
+    assert total == summary.windows == 13
+    first = shards[0]
+    n = first["latent_mean"].shape[0]
+    assert first["latent_mean"].shape == (n, 8, 31) and first["latent_std"].min() > 0
+    assert first["clip"].shape == (n, 16, 64) and first["sync"].shape == (n, 40, 72)
+    assert first["text"].shape == (n, 16, 64)
+    videos = torch.cat([s["has_video"] for s in shards])
+    assert int(videos.sum()) == 1  # scene.mp4: one 2 s window with picture
+    audio_only = torch.cat([s["clip"] for s in shards])[videos == 0]
+    assert audio_only.abs().max() == 0
+    stats = __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(tmp_path / "cache" / STATS_FILE))
+    assert stats["mean"].shape == (8,) and (stats["std"] > 0).all()
+    assert tree_hashes(library) == before
+
+
+SCRIPT = """
+import sys, time, torch
+from pathlib import Path
+from engine.codec import StarterCodec
+from engine.features import StarterEncoder
+from trainer.cache import build_cache
+from trainer.data import scan_library
+torch.manual_seed(0)
+report = scan_library(sys.argv[1], window_seconds=2.0)
+def slow(done, total):
+    print("shard", done, flush=True)
+    time.sleep(30)  # the test kills the process here
+build_cache(report, Path(sys.argv[2]), codec=StarterCodec().eval(), encoder=StarterEncoder(),
+            sample_rate=16000, files_per_shard=2, progress=slow)
+"""
+
+
+def test_resume_after_a_killed_run(library, tmp_path):
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(library), str(cache)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "shard 1"  # first shard written
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert sorted(p.name for p in cache.iterdir()) == ["shard-00000.safetensors"]
+    summary = build_cache(scan_library(library, window_seconds=2.0), cache, codec=codec(),
+                          encoder=StarterEncoder(), sample_rate=16000, files_per_shard=2)
+    assert summary.reused == [0] and summary.computed == [1, 2]
+    fresh = build_cache(scan_library(library, window_seconds=2.0), tmp_path / "fresh",
+                        codec=codec(), encoder=StarterEncoder(), sample_rate=16000,
+                        files_per_shard=2)
+    for a, b in zip(load_shards(cache), load_shards(tmp_path / "fresh")):
+        assert torch.equal(a["latent_mean"], b["latent_mean"]) and torch.equal(a["sync"], b["sync"])
+    assert fresh.windows == summary.windows
+
+
+def test_damaged_shard_is_named_and_rebuilt(library, tmp_path):
+    report = scan_library(library, window_seconds=2.0)
+    build_cache(report, tmp_path / "c", codec=codec(), encoder=StarterEncoder(),
+                sample_rate=16000, files_per_shard=3)
+    shard = tmp_path / "c" / "shard-00001.safetensors"
+    shard.write_bytes(b"garbage")
+    with pytest.raises(CacheError, match=r"shard-00001.safetensors: damaged cache shard .* run "
+                                         r"`mfmjt train cache` again"):
+        load_shards(tmp_path / "c")
+    summary = build_cache(report, tmp_path / "c", codec=codec(), encoder=StarterEncoder(),
+                          sample_rate=16000, files_per_shard=3)
+    assert summary.computed == [1] and summary.reused == [0]
+    with pytest.raises(CacheError, match="must not live inside the library"):
+        build_cache(report, library / "cache", codec=codec(), encoder=StarterEncoder(),
+                    sample_rate=16000)

@@ -1,0 +1,175 @@
+"""Training cache: VAE latents (posterior mean and std) and conditioning features, computed once.
+
+Shards of a few library files each, as safetensors, written atomically; a rerun reuses every shard
+whose metadata matches (so a killed run resumes where it stopped). Per-channel latent statistics
+for new models are written at the end. Audio-only files get `has_video = 0` and zero video
+features; the trainer substitutes the network's empty features for them (paper §3.1).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engine.cancel import Cancelled
+from engine.features.base import FeatureEncoder, VideoFeatures
+from engine.media.decode import decode_frames
+from trainer.data.scan import LibraryItem, ScanReport
+from trainer.data.windows import iter_windows
+
+CACHE_VERSION = 1
+STATS_FILE = "latent_stats.safetensors"
+
+
+class CacheError(RuntimeError):
+    """A cache that cannot be used; the message names the shard and what to do."""
+
+
+@dataclass
+class CacheSummary:
+    shards: int
+    windows: int
+    computed: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+
+
+def _item_identity(item: LibraryItem) -> dict:
+    stat = item.path.stat()
+    return {"path": str(item.path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "caption": item.caption.text, "start": item.caption.start, "end": item.caption.end}
+
+
+def _fingerprint(module: torch.nn.Module) -> str:
+    """Identity of the codec weights: a changed codec invalidates every shard."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _shard_key(items: list[LibraryItem], config: dict) -> str:
+    blob = json.dumps({"items": [_item_identity(i) for i in items], "config": config},
+                      sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _shard_is_valid(path: Path, key: str) -> bool:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return (fh.metadata() or {}).get("key") == key
+    except Exception:  # missing or damaged: recompute
+        return False
+
+
+def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
+                  window_seconds: float, sample_rate: int) -> Optional[dict[str, torch.Tensor]]:
+    rows: dict[str, list] = {k: [] for k in ("latent_mean", "latent_std", "clip", "sync",
+                                             "has_video")}
+    captions, sources = [], []
+    for item in items:
+        for window in iter_windows(item, window_seconds=window_seconds, sample_rate=sample_rate):
+            wave = torch.from_numpy(window.audio)[None]
+            with torch.no_grad():
+                posterior = codec.encode(wave)
+            rows["latent_mean"].append(posterior.mean[0])
+            rows["latent_std"].append(posterior.std[0])
+            if item.kind == "video":
+                clip_frames, sync_frames = decode_frames(item.path, window.start, window_seconds,
+                                                         (encoder.clip_spec, encoder.sync_spec))
+                feats = encoder.encode_video(clip_frames, sync_frames)
+                rows["has_video"].append(torch.tensor(1, dtype=torch.uint8))
+            else:
+                n_clip = int(window_seconds * encoder.clip_spec.fps)
+                frames = int(window_seconds * encoder.sync_spec.fps)
+                n_sync = ((frames - 16) // 8 + 1) * 8
+                feats = VideoFeatures(clip=torch.zeros(n_clip, encoder.clip_dim),
+                                      sync=torch.zeros(n_sync, encoder.sync_dim))
+                rows["has_video"].append(torch.tensor(0, dtype=torch.uint8))
+            rows["clip"].append(feats.clip)
+            rows["sync"].append(feats.sync)
+            captions.append(item.caption.text)
+            sources.append(f"{item.path.name}@{window.start:g}")
+    if not captions:
+        return None
+    tensors = {k: torch.stack(v).contiguous() for k, v in rows.items()}
+    tensors["text"] = encoder.encode_text(captions).contiguous()
+    return {"tensors": tensors, "captions": captions, "sources": sources}
+
+
+def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: FeatureEncoder,
+                sample_rate: int, files_per_shard: int = 4,
+                progress: Optional[Callable[[int, int], None]] = None,
+                cancel: Optional[Callable[[], bool]] = None) -> CacheSummary:
+    """Encode every window of the library into shards under `out_dir` (never inside the library)."""
+    out_dir = Path(out_dir)
+    if report.root in out_dir.resolve().parents or out_dir.resolve() == report.root:
+        raise CacheError(f"{out_dir}: the cache must not live inside the library {report.root}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
+              "window": report.window_seconds, "codec": _fingerprint(codec)}
+    groups = [report.items[i:i + files_per_shard]
+              for i in range(0, len(report.items), files_per_shard)]
+    summary = CacheSummary(shards=len(groups), windows=0)
+    for index, items in enumerate(groups):
+        if cancel is not None and cancel():
+            raise Cancelled(f"caching cancelled before shard {index}")
+        path = out_dir / f"shard-{index:05d}.safetensors"
+        key = _shard_key(items, config)
+        if _shard_is_valid(path, key):
+            summary.reused.append(index)
+        else:
+            shard = _encode_shard(items, codec=codec, encoder=encoder,
+                                  window_seconds=report.window_seconds, sample_rate=sample_rate)
+            if shard is not None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=out_dir)
+                os.close(fd)
+                try:
+                    save_file(shard["tensors"], tmp, metadata={
+                        "key": key, "captions": json.dumps(shard["captions"]),
+                        "sources": json.dumps(shard["sources"])})
+                    os.replace(tmp, path)
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
+            summary.computed.append(index)
+        if progress is not None:
+            progress(index + 1, len(groups))
+    shards = load_shards(out_dir)
+    summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
+    means = torch.cat([s["latent_mean"] for s in shards])  # (N, C, T)
+    flat = means.transpose(0, 1).reshape(means.shape[1], -1)
+    save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
+              str(out_dir / STATS_FILE))
+    return summary
+
+
+def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:
+    """Every shard, validated: consistent tensors and readable metadata."""
+    shards = []
+    for path in sorted(Path(cache_dir).glob("shard-*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            captions = json.loads(meta["captions"])
+        except Exception as err:
+            raise CacheError(f"{path}: damaged cache shard ({err}); run `mfmjt train cache` again "
+                             f"to rebuild it") from None
+        sizes = {k: v.shape[0] for k, v in tensors.items()}
+        if len(set(sizes.values())) != 1 or next(iter(sizes.values())) != len(captions):
+            raise CacheError(f"{path}: inconsistent shard {sizes}, {len(captions)} captions; "
+                             f"run `mfmjt train cache` again")
+        tensors["captions"] = captions
+        shards.append(tensors)
+    return shards
+
+
+__all__ = ["CacheError", "CacheSummary", "build_cache", "load_shards"]
