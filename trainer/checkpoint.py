@@ -1,0 +1,89 @@
+"""Training checkpoints: everything needed to continue exactly, in one safetensors file.
+
+Model, EMA, optimizer tensors and RNG states are tensors; step, data position, optimizer
+hyper-parameters and the network config are JSON metadata. Files are written to a temporary name
+and renamed, so a kill during the write leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+PREFIX = "ckpt-"
+
+
+@dataclass
+class Position:
+    step: int
+    epoch: int
+    index: int
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"opt.{param_id}.{key}"] = value.detach().clone().contiguous()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer, scheduler, generators: dict[str, torch.Generator],
+                    position: Position, extra: dict, keep: int = 2) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in network.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.items()})
+    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    tensors.update(opt_tensors)
+    tensors.update({f"rng.{name}": g.get_state() for name, g in generators.items()})
+    metadata = {"position": json.dumps(position.__dict__), "optimizer": json.dumps(opt_meta),
+                "scheduler": json.dumps(scheduler.state_dict()), "extra": json.dumps(extra)}
+    final = out_dir / f"{PREFIX}{position.step:08d}.safetensors"
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=out_dir)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    for old in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+def latest_checkpoint(out_dir: Path) -> Optional[Path]:
+    found = sorted(Path(out_dir).glob(f"{PREFIX}*.safetensors"))
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, *, network: torch.nn.Module, ema: dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer, scheduler,
+                    generators: dict[str, torch.Generator]) -> tuple[Position, dict]:
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                            strict=True)
+    for key in ema:
+        ema[key].copy_(tensors[f"ema.{key}"])
+    opt_state: dict = {"state": {}, "param_groups": json.loads(meta["optimizer"])["param_groups"]}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, param_id, name = key.split(".", 2)
+            opt_state["state"].setdefault(int(param_id), {})[name] = value
+    optimizer.load_state_dict(opt_state)
+    scheduler.load_state_dict(json.loads(meta["scheduler"]))
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"rng.{name}"])
+    return Position(**json.loads(meta["position"])), json.loads(meta["extra"])

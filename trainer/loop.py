@@ -1,0 +1,146 @@
+"""One training loop for the MF-MJT network on a cached library (paper §2.2 objective).
+
+CPU fp32 or one GPU (bf16 autocast on the plain forward); AdamW with the recipe's schedule,
+gradient clipping, EMA weights, atomic checkpoints every N steps holding optimizer, scheduler, EMA,
+RNG states and the data position, so that resuming continues exactly (bit-identical on CPU).
+SIGINT / SIGTERM finish the current step, write a checkpoint and return.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+
+from trainer.checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from trainer.objectives import (AdaptiveWeighting, TimeSampler, drop_conditions, meanflow_loss,
+                                network_velocity)
+from trainer.recipe import Recipe
+
+
+@dataclass
+class TrainResult:
+    step: int
+    status: str  # "finished" or "interrupted"
+    last_loss: float
+    checkpoint: Optional[Path]
+
+
+class CachedWindows:
+    """Deterministic batches over cached windows: a fresh permutation per epoch, derived from the
+    seed and the epoch, so a position (epoch, index) is all a checkpoint needs."""
+
+    def __init__(self, shards: list[dict], batch_size: int, seed: int):
+        keys = ("latent_mean", "latent_std", "clip", "sync", "text", "has_video")
+        self.data = {k: torch.cat([s[k] for s in shards]) for k in keys}
+        self.size = self.data["latent_mean"].shape[0]
+        if self.size == 0:
+            raise ValueError("the cache holds no windows; run `mfmjt train scan` to see why")
+        self.batch_size, self.seed = batch_size, seed
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+
+    def next(self, position: Position) -> dict[str, torch.Tensor]:
+        picks = []
+        while len(picks) < self.batch_size:
+            order = self._order(position.epoch)
+            take = order[position.index:position.index + self.batch_size - len(picks)]
+            picks.extend(take.tolist())
+            position.index += len(take)
+            if position.index >= self.size:
+                position.epoch, position.index = position.epoch + 1, 0
+        idx = torch.tensor(picks)
+        return {k: v[idx] for k, v in self.data.items()}
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict]:
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["stop"] = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
+          resume: bool = False, max_steps: Optional[int] = None,
+          progress: Optional[Callable[[int, int, float], None]] = None) -> TrainResult:
+    out_dir = Path(out_dir)
+    device = next(network.parameters()).device
+    network.train()
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, betas=recipe.betas,
+                                  weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_factor)
+    ema = {k: v.detach().clone().float() for k, v in network.state_dict().items()
+           if v.is_floating_point()}
+    gen = torch.Generator().manual_seed(recipe.seed)
+    data = CachedWindows(shards, recipe.batch_size, recipe.seed)
+    position = Position(step=0, epoch=0, index=0)
+    if resume and (ckpt := latest_checkpoint(out_dir)) is not None:
+        position, _ = load_checkpoint(ckpt, network=network, ema=ema, optimizer=optimizer,
+                                      scheduler=scheduler, generators={"train": gen})
+    sampler = TimeSampler(mu=recipe.mu, sigma=recipe.sigma, mean_ratio=recipe.mean_ratio,
+                          full_jump_ratio=recipe.full_jump_ratio)
+    weighting = AdaptiveWeighting(recipe.adaptive_p, recipe.adaptive_c) \
+        if recipe.adaptive_weighting else None
+    autocast = torch.bfloat16 if device.type == "cuda" else None
+    velocity = network_velocity(network)
+    end = min(recipe.steps, max_steps) if max_steps is not None else recipe.steps
+    last_loss, checkpoint, status = float("nan"), None, "finished"
+
+    def write_checkpoint() -> Path:
+        return save_checkpoint(out_dir, network=network, ema=ema, optimizer=optimizer,
+                               scheduler=scheduler, generators={"train": gen}, position=position,
+                               extra={"recipe": recipe.name, "config": network.config.to_dict()})
+
+    with _stop_on_signals() as stop:
+        while position.step < end:
+            batch = data.next(position)
+            mean = batch["latent_mean"].to(device).transpose(1, 2)  # (B, T, C)
+            std = batch["latent_std"].to(device).transpose(1, 2)
+            posterior = mean + std * torch.randn(mean.shape, generator=gen).to(device)
+            latent = network.normalize(posterior)
+            clip, sync, text = drop_conditions(
+                network, batch["clip"].to(device), batch["sync"].to(device),
+                batch["text"].to(device), gen, video_p=recipe.video_dropout,
+                text_p=recipe.text_dropout, has_video=batch["has_video"].to(device).bool())
+            cond = network.preprocess_conditions(clip, sync, text)
+            noise = torch.randn(latent.shape, generator=gen).to(device)
+            s, e = sampler.sample(latent.shape[0], gen, device=device)
+            out = meanflow_loss(velocity, latent, noise, s, e, cond, weighting=weighting,
+                                autocast_dtype=autocast)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, recipe.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                for key, value in network.state_dict().items():
+                    if key in ema:
+                        ema[key].mul_(recipe.ema_decay).add_(value.float(), alpha=1 - recipe.ema_decay)
+            position.step += 1
+            last_loss = out.per_sample.mean().item()
+            if progress is not None:
+                progress(position.step, end, last_loss)
+            if position.step % recipe.checkpoint_every == 0 or position.step == end:
+                checkpoint = write_checkpoint()
+            if stop["stop"]:
+                checkpoint, status = write_checkpoint(), "interrupted"
+                break
+    return TrainResult(step=position.step, status=status, last_loss=last_loss,
+                       checkpoint=checkpoint)
