@@ -1,4 +1,5 @@
 """The training loop: loss falls, resume is bit-identical on CPU, checkpoints survive kills."""
+import json
 import os
 import signal
 import subprocess
@@ -117,7 +118,7 @@ def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, t
     for i, shard in enumerate(shards):
         save_file({k: v for k, v in shard.items() if k != "captions"},
                   str(cache / f"shard-{i:05d}.safetensors"),
-                  metadata={"captions": __import__("json").dumps(shard["captions"])})
+                  metadata={"captions": json.dumps(shard["captions"])})
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
@@ -134,10 +135,9 @@ def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, t
         pass
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    last = latest_checkpoint(run)
-    network = starter_sized_network()
-    result = train(network, shards, load_recipe("debug").__class__(**{
-        **load_recipe("debug").__dict__, "steps": int(last.stem.split("-")[1]) + 1}),
-        run, resume=True)
-    assert result.step == int(last.stem.split("-")[1]) + 1  # the survivor loads and continues
+    import dataclasses
+    last_step = int(latest_checkpoint(run).stem.split("-")[1])
+    recipe = dataclasses.replace(load_recipe("debug"), steps=last_step + 1)
+    result = train(starter_sized_network(), shards, recipe, run, resume=True)
+    assert result.step == last_step + 1  # the surviving checkpoint loads and training continues
     assert not list(run.glob("*.partial"))
