@@ -1,6 +1,10 @@
 """One training loop for the MF-MJT network on a cached library (paper §2.2 objective).
 
-CPU fp32 or one GPU (bf16 autocast on the plain forward); AdamW with the recipe's schedule,
+One process, or several under `torchrun` (detected from the environment, nanoGPT-style): every
+rank draws the same global batch and the same random numbers, trains on its slice, and gradients
+are all-reduced by hand, because torch.func.jvp cannot go through a DDP wrapper (pytorch#102197);
+gloo on CPU, NCCL on CUDA; rank 0 writes checkpoints. So N processes equal one process with the
+same global batch. CPU fp32 or GPUs (bf16 autocast on the plain forward); AdamW with the recipe's schedule,
 gradient clipping, EMA weights, atomic checkpoints every N steps holding optimizer, scheduler, EMA,
 RNG states and the data position, so that resuming continues exactly (bit-identical on CPU).
 SIGINT / SIGTERM finish the current step, write a checkpoint and return.
@@ -58,6 +62,37 @@ class CachedWindows:
         return {k: v[idx] for k, v in self.data.items()}
 
 
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> World:
+    """torchrun sets WORLD_SIZE / RANK; without them this is a single process."""
+    import os
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(rank=dist.get_rank(), size=dist.get_world_size())
+
+
+def _all_reduce_gradients(params: list[torch.nn.Parameter], world: World) -> None:
+    import torch.distributed as dist
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        p.grad.div_(world.size)
+
+
 @contextmanager
 def _stop_on_signals() -> Iterator[dict]:
     flag = {"stop": False}
@@ -81,6 +116,12 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
           progress: Optional[Callable[[int, int, float], None]] = None) -> TrainResult:
     out_dir = Path(out_dir)
     device = next(network.parameters()).device
+    world = init_distributed(device)
+    if recipe.batch_size % world.size:
+        raise ValueError(f"global batch {recipe.batch_size} does not split over {world.size} "
+                         f"processes")
+    local = slice(world.rank * recipe.batch_size // world.size,
+                  (world.rank + 1) * recipe.batch_size // world.size)
     network.train()
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, betas=recipe.betas,
@@ -103,7 +144,9 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
     end = min(recipe.steps, max_steps) if max_steps is not None else recipe.steps
     last_loss, checkpoint, status = float("nan"), None, "finished"
 
-    def write_checkpoint() -> Path:
+    def write_checkpoint() -> Optional[Path]:
+        if not world.is_main:
+            return None
         return save_checkpoint(out_dir, network=network, ema=ema, optimizer=optimizer,
                                scheduler=scheduler, generators={"train": gen}, position=position,
                                extra={"recipe": recipe.name, "config": network.config.to_dict()})
@@ -119,13 +162,16 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
                 network, batch["clip"].to(device), batch["sync"].to(device),
                 batch["text"].to(device), gen, video_p=recipe.video_dropout,
                 text_p=recipe.text_dropout, has_video=batch["has_video"].to(device).bool())
-            cond = network.preprocess_conditions(clip, sync, text)
             noise = torch.randn(latent.shape, generator=gen).to(device)
             s, e = sampler.sample(latent.shape[0], gen, device=device)
-            out = meanflow_loss(velocity, latent, noise, s, e, cond, weighting=weighting,
-                                autocast_dtype=autocast)
+            # every rank drew the global batch's randomness; each trains on its own slice
+            cond = network.preprocess_conditions(clip[local], sync[local], text[local])
+            out = meanflow_loss(velocity, latent[local], noise[local], s[local], e[local], cond,
+                                weighting=weighting, autocast_dtype=autocast)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
+            if world.size > 1:
+                _all_reduce_gradients(trainable, world)
             torch.nn.utils.clip_grad_norm_(trainable, recipe.grad_clip)
             optimizer.step()
             scheduler.step()
