@@ -141,3 +141,34 @@ def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, t
     result = train(starter_sized_network(), shards, recipe, run, resume=True)
     assert result.step == last_step + 1  # the surviving checkpoint loads and training continues
     assert not list(run.glob("*.partial"))
+
+
+def test_new_network_uses_cache_statistics_and_export_writes_the_ema(shards, tmp_path):
+    import dataclasses
+
+    from engine.bundles import load_bundle
+    from safetensors.torch import save_file as save
+    from trainer.export import export_checkpoint, new_network
+    from trainer.cache import STATS_FILE
+    stats = {"mean": torch.arange(8.0), "std": torch.full((8,), 2.0)}
+    (tmp_path / "cache").mkdir()
+    save(stats, str(tmp_path / "cache" / STATS_FILE))
+    network = new_network("tiny", tmp_path / "cache", clip_dim=64, sync_dim=72, text_dim=64,
+                          text_seq_len=16)
+    assert torch.equal(network.latent_mean.flatten(), stats["mean"])
+    with pytest.raises(ValueError, match="channels"):
+        new_network("small_16k", tmp_path / "cache")
+    recipe = dataclasses.replace(load_recipe("debug"), steps=4)
+    result = train(network, shards, recipe, tmp_path / "run")
+    bundle = load_bundle(export_checkpoint(result.checkpoint, tmp_path / "bundle", preset="tiny",
+                                           data_summary={"windows": 13}))
+    assert bundle.mode == "meanflow"
+    assert bundle.manifest["provenance"] == {"recipe": "debug", "steps": 4,
+                                             "checkpoint": "ckpt-00000004.safetensors",
+                                             "weights": "ema", "data": {"windows": 13}}
+    from safetensors import safe_open
+    with safe_open(str(result.checkpoint), framework="pt") as fh:
+        ema = fh.get_tensor("ema.fused_blocks.0.attn.qkv.weight")
+        model = fh.get_tensor("model.fused_blocks.0.attn.qkv.weight")
+    exported = bundle.network.fused_blocks[0].attn.qkv.weight
+    assert torch.equal(exported, ema) and not torch.equal(exported, model)

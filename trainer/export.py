@@ -1,0 +1,51 @@
+"""Starting points and results of training: a new network with the cache's latent statistics, and
+the EMA weights of a checkpoint exported as a bundle with provenance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from engine.bundles import save_bundle
+from engine.model import MFMJT, NetworkConfig, build_network
+from trainer.cache import STATS_FILE
+
+
+def new_network(preset: str, cache_dir: Path | str, **overrides) -> MFMJT:
+    """A fresh network whose latent normalisation is the cache's per-channel statistics."""
+    network = build_network(preset, **overrides)
+    stats = load_file(str(Path(cache_dir) / STATS_FILE))
+    if stats["mean"].numel() != network.config.latent_dim:
+        raise ValueError(f"the cache's latents have {stats['mean'].numel()} channels, preset "
+                         f"{preset} expects {network.config.latent_dim}")
+    with torch.no_grad():
+        network.latent_mean.copy_(stats["mean"].view(1, 1, -1))
+        network.latent_std.copy_(stats["std"].clamp_min(1e-4).view(1, 1, -1))
+    return network
+
+
+def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
+                      data_summary: Optional[dict] = None, codec: Optional[dict] = None,
+                      encoders: Optional[dict] = None, licence: str = "proprietary") -> Path:
+    """Write the checkpoint's EMA weights as a new bundle (MeanFlow mode)."""
+    checkpoint = Path(checkpoint)
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        meta = fh.metadata()
+        ema = {k[4:]: fh.get_tensor(k) for k in fh.keys() if k.startswith("ema.")}
+        model = {k[6:]: fh.get_tensor(k) for k in fh.keys() if k.startswith("model.")}
+    extra = json.loads(meta["extra"])
+    position = json.loads(meta["position"])
+    config = NetworkConfig.from_dict(extra["config"])
+    with torch.device("meta"):
+        network = MFMJT(config)
+    state = {k: ema.get(k, v).to(v.dtype) for k, v in model.items()}
+    network.load_state_dict(state, strict=True, assign=True)
+    provenance = {"recipe": extra.get("recipe"), "steps": position["step"],
+                  "checkpoint": checkpoint.name, "weights": "ema",
+                  "data": data_summary or {}}
+    return save_bundle(out, network, preset=preset, mode="meanflow", codec=codec,
+                       encoders=encoders, provenance=provenance, licence=licence)
