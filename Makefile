@@ -16,6 +16,7 @@ test: install
 
 bench: install
 	@$(PY) -m engine.benchmark --out docs/PERFORMANCE.json --table docs/PERFORMANCE.md
+	@$(PY) -m trainer.benchmark --out docs/PERFORMANCE_TRAINING.json --table docs/PERFORMANCE_TRAINING.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache
