@@ -172,3 +172,21 @@ def test_new_network_uses_cache_statistics_and_export_writes_the_ema(shards, tmp
         model = fh.get_tensor("model.fused_blocks.0.attn.qkv.weight")
     exported = bundle.network.fused_blocks[0].attn.qkv.weight
     assert torch.equal(exported, ema) and not torch.equal(exported, model)
+
+
+def test_tensorboard_logs_losses_lr_and_validation(shards, tmp_path):
+    import dataclasses
+    import math
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    recipe = dataclasses.replace(load_recipe("debug"), steps=4)
+    tone = torch.sin(torch.arange(16000) * 2 * math.pi * 440 / 16000) * 0.3
+    train(starter_sized_network(), shards, recipe, tmp_path / "run", log_dir=tmp_path / "tb",
+          validate=lambda step, net: {"tone": (tone, 16000)})
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"audio": 0, "images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/meanflow")] == [1, 2, 3, 4]
+    lrs = [e.value for e in events.Scalars("lr")]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-3)  # warm-up 2, decay at 6
+    assert "validation/tone" in events.Tags()["audio"]
+    assert [e.step for e in events.Images("spectrogram/tone")] == [4]

@@ -111,9 +111,24 @@ def _stop_on_signals() -> Iterator[dict]:
             signal.signal(s, h)
 
 
+def _log_validation(writer, step: int, items: dict) -> None:
+    """items: name -> (waveform (samples,), sample_rate); audio plus a log-spectrogram image."""
+    for name, (wave, rate) in items.items():
+        wave = wave.detach().float().cpu().flatten().clamp(-1, 1)
+        writer.add_audio(f"validation/{name}", wave, step, sample_rate=rate)
+        spec = torch.stft(wave, 512, 128, window=torch.hann_window(512), return_complex=True)
+        image = (spec.abs() + 1e-5).log().flip(0)
+        image = (image - image.min()) / (image.max() - image.min() + 1e-8)
+        writer.add_image(f"spectrogram/{name}", image[None], step)
+
+
 def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
           resume: bool = False, max_steps: Optional[int] = None,
-          progress: Optional[Callable[[int, int, float], None]] = None) -> TrainResult:
+          progress: Optional[Callable[[int, int, float], None]] = None,
+          log_dir: Optional[Path | str] = None,
+          validate: Optional[Callable[[int, torch.nn.Module], dict]] = None) -> TrainResult:
+    """Train on cached windows. `log_dir`: TensorBoard scalars (loss, learning rate, JVP target
+    size) and, at each checkpoint, `validate(step, network)`'s audio and spectrograms."""
     out_dir = Path(out_dir)
     device = next(network.parameters()).device
     world = init_distributed(device)
@@ -151,6 +166,11 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
                                scheduler=scheduler, generators={"train": gen}, position=position,
                                extra={"recipe": recipe.name, "config": network.config.to_dict()})
 
+    writer = None
+    if log_dir is not None and world.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(log_dir))
+
     with _stop_on_signals() as stop:
         while position.step < end:
             batch = data.next(position)
@@ -183,10 +203,18 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
             last_loss = out.per_sample.mean().item()
             if progress is not None:
                 progress(position.step, end, last_loss)
+            if writer is not None:
+                writer.add_scalar("loss/meanflow", last_loss, position.step)
+                writer.add_scalar("loss/jvp_target_rms", out.target_norm, position.step)
+                writer.add_scalar("lr", scheduler.get_last_lr()[0], position.step)
             if position.step % recipe.checkpoint_every == 0 or position.step == end:
                 checkpoint = write_checkpoint()
+                if writer is not None and validate is not None:
+                    _log_validation(writer, position.step, validate(position.step, network))
             if stop["stop"]:
                 checkpoint, status = write_checkpoint(), "interrupted"
                 break
+    if writer is not None:
+        writer.close()
     return TrainResult(step=position.step, status=status, last_loss=last_loss,
                        checkpoint=checkpoint)
