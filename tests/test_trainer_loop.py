@@ -190,3 +190,51 @@ def test_tensorboard_logs_losses_lr_and_validation(shards, tmp_path):
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-3)  # warm-up 2, decay at 6
     assert "validation/tone" in events.Tags()["audio"]
     assert [e.step for e in events.Images("spectrogram/tone")] == [4]
+
+
+DISK_FULL_SCRIPT = """
+import dataclasses, resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing us
+from tests.test_trainer_loop import starter_sized_network
+from trainer.cache import load_shards
+from trainer.checkpoint import CheckpointError
+from trainer.loop import train
+from trainer.recipe import load_recipe
+shards = load_shards(sys.argv[1])
+recipe = dataclasses.replace(load_recipe("debug"), steps=2, checkpoint_every=1)
+network = starter_sized_network()
+train(network, shards, dataclasses.replace(recipe, steps=1), Path(sys.argv[2]))
+limit = int(sys.argv[4])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # the disk is now "full"
+try:
+    train(network, shards, recipe, Path(sys.argv[2]), resume=True)
+except CheckpointError as err:
+    print(err.strerror)
+    sys.exit(3)
+"""
+
+
+def test_disk_full_is_reported_and_the_previous_checkpoint_survives(shards, tmp_path):
+    from safetensors.torch import save_file
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for i, shard in enumerate(shards):
+        save_file({k: v for k, v in shard.items() if k != "captions"},
+                  str(cache / f"shard-{i:05d}.safetensors"),
+                  metadata={"captions": json.dumps(shard["captions"])})
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(cache), str(run), str(ROOT),
+                           str(100_000)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    message = proc.stdout.strip()
+    assert "no space left to write ckpt-00000002.safetensors" in message
+    assert "the previous checkpoint ckpt-00000001.safetensors is intact" in message
+    assert sorted(p.name for p in run.iterdir()) == ["ckpt-00000001.safetensors"]
+    network = starter_sized_network()
+    import dataclasses
+    result = train(network, shards, dataclasses.replace(load_recipe("debug"), steps=2), run,
+                   resume=True)
+    assert result.step == 2

@@ -6,6 +6,7 @@ and renamed, so a kill during the write leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -18,6 +19,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 PREFIX = "ckpt-"
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _is_out_of_space(err: Exception) -> bool:
+    text = str(err)
+    return getattr(err, "errno", None) in NO_SPACE or any(
+        marker in text for marker in ("No space left", "File too large", "Disk quota",
+                                      f"os error {errno.ENOSPC})", f"os error {errno.EFBIG})"))
+
+
+class CheckpointError(OSError):
+    """A checkpoint that could not be written; the previous one is intact."""
 
 
 @dataclass
@@ -55,6 +68,13 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except Exception as err:  # safetensors reports I/O failures as its own error type
+        if _is_out_of_space(err):
+            previous = latest_checkpoint(out_dir)
+            raise CheckpointError(errno.ENOSPC, f"{out_dir}: no space left to write {final.name} "
+                                  f"({err}); free some space and run again with --resume; "
+                                  f"{'the previous checkpoint ' + previous.name + ' is intact' if previous else 'no earlier checkpoint exists'}") from None
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
     for old in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))[:-keep]:
