@@ -22,6 +22,17 @@ from trainer.recipe import load_recipe
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def write_shards(shards, folder: Path) -> Path:
+    """The module's shards as a cache folder that a subprocess can load."""
+    from safetensors.torch import save_file
+    folder.mkdir()
+    for i, shard in enumerate(shards):
+        save_file({k: v for k, v in shard.items() if k != "captions"},
+                  str(folder / f"shard-{i:05d}.safetensors"),
+                  metadata={"captions": json.dumps(shard["captions"])})
+    return folder
+
+
 def starter_sized_network(seed=0):
     torch.manual_seed(seed)
     return build_network("tiny", clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16)
@@ -112,13 +123,7 @@ train(starter_sized_network(), load_shards(sys.argv[1]), recipe, Path(sys.argv[2
 
 
 def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, tmp_path):
-    from safetensors.torch import save_file
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for i, shard in enumerate(shards):
-        save_file({k: v for k, v in shard.items() if k != "captions"},
-                  str(cache / f"shard-{i:05d}.safetensors"),
-                  metadata={"captions": json.dumps(shard["captions"])})
+    cache = write_shards(shards, tmp_path / "cache")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
@@ -217,13 +222,7 @@ except CheckpointError as err:
 
 
 def test_disk_full_is_reported_and_the_previous_checkpoint_survives(shards, tmp_path):
-    from safetensors.torch import save_file
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for i, shard in enumerate(shards):
-        save_file({k: v for k, v in shard.items() if k != "captions"},
-                  str(cache / f"shard-{i:05d}.safetensors"),
-                  metadata={"captions": json.dumps(shard["captions"])})
+    cache = write_shards(shards, tmp_path / "cache")
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(cache), str(run), str(ROOT),
                            str(100_000)], capture_output=True, text=True, cwd=ROOT,
