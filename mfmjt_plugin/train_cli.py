@@ -12,6 +12,24 @@ def add_parser(sub) -> None:
     scan.add_argument("folder")
     scan.add_argument("--window", type=float, default=8.0, help="training window in seconds")
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
+    cache = tsub.add_parser("cache", help="encode a library's windows once (resumable)")
+    cache.add_argument("library")
+    cache.add_argument("--bundle", required=True, help="bundle whose codec and encoders to use")
+    cache.add_argument("--out", required=True)
+    cache.add_argument("--window", type=float, default=8.0)
+    cache.add_argument("--files-per-shard", type=int, default=4)
+    fit = tsub.add_parser("fit", help="train from a bundle on a cache")
+    fit.add_argument("--recipe", required=True)
+    fit.add_argument("--cache", required=True)
+    fit.add_argument("--init", required=True, help="bundle to start from")
+    fit.add_argument("--out", required=True)
+    fit.add_argument("--resume", action="store_true")
+    fit.add_argument("--max-steps", type=int)
+    fit.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tune)")
+    fit.add_argument("--freeze", nargs="*", default=[], help="parameter name prefixes to freeze")
+    exp = tsub.add_parser("export", help="write a run's EMA weights as a bundle")
+    exp.add_argument("--run", required=True)
+    exp.add_argument("--out", required=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,4 +51,11 @@ def run(args: argparse.Namespace) -> int:
                 return 2
         print(report.to_json() if args.json else report.to_text())
         return 0 if report.usable else 1
-    return 2
+    from mfmjt_plugin import train_run
+    from engine.bundles import BundleError
+    try:
+        return {"cache": train_run.cache, "fit": train_run.fit,
+                "export": train_run.export}[args.train_command](args)
+    except (BundleError, FileNotFoundError, ValueError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1

@@ -30,8 +30,10 @@ def new_network(preset: str, cache_dir: Path | str, **overrides) -> MFMJT:
 
 def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
                       data_summary: Optional[dict] = None, codec: Optional[dict] = None,
-                      encoders: Optional[dict] = None, licence: str = "proprietary") -> Path:
-    """Write the checkpoint's EMA weights as a new bundle (MeanFlow mode)."""
+                      encoders: Optional[dict] = None, licence: str = "proprietary",
+                      extra_from=None) -> Path:
+    """Write the checkpoint's EMA weights as a new bundle (MeanFlow mode). `extra_from`: a bundle
+    whose codec / encoder files are carried over unchanged."""
     checkpoint = Path(checkpoint)
     with safe_open(str(checkpoint), framework="pt") as fh:
         meta = fh.metadata()
@@ -47,5 +49,6 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
     provenance = {"recipe": extra.get("recipe"), "steps": position["step"],
                   "checkpoint": checkpoint.name, "weights": "ema",
                   "data": data_summary or {}}
+    extra = dict(extra_from.extra) if extra_from is not None else None
     return save_bundle(out, network, preset=preset, mode="meanflow", codec=codec,
-                       encoders=encoders, provenance=provenance, licence=licence)
+                       encoders=encoders, provenance=provenance, licence=licence, extra=extra)

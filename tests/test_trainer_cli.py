@@ -1,0 +1,48 @@
+"""`mfmjt train cache | fit | export` end to end on a starter-stack bundle and a generated library."""
+import json
+
+import torch
+
+from engine.bundles import load_bundle, save_bundle
+from engine.bundles.components import starter_descriptors
+from engine.codec import StarterCodec
+from mfmjt_plugin.cli import main
+from tests.library_factory import make_library, tree_hashes
+from tests.test_trainer_loop import starter_sized_network
+
+
+def starter_bundle(path):
+    torch.manual_seed(0)
+    codec = StarterCodec()
+    codec_desc, encoder_desc = starter_descriptors(encoder_seed=20251123)
+    return save_bundle(path, starter_sized_network(), preset="tiny", codec=codec_desc,
+                       encoders=encoder_desc,
+                       extra={"codec.safetensors": {k: v.contiguous()
+                                                    for k, v in codec.state_dict().items()}})
+
+
+def test_cache_fit_export(tmp_path, capsys):
+    library = make_library(tmp_path / "library")
+    before = tree_hashes(library)
+    init = starter_bundle(tmp_path / "init")
+    assert main(["train", "cache", str(library), "--bundle", str(init), "--out",
+                 str(tmp_path / "cache"), "--window", "2"]) == 0
+    assert "cache: 13 windows in 2 shards (0 reused)" in capsys.readouterr().out
+    assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(tmp_path / "run"), "--max-steps", "4"]) == 0
+    assert "finished at step 4" in capsys.readouterr().out
+    assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert "finished at step 8" in capsys.readouterr().out
+    assert list((tmp_path / "run" / "tensorboard").iterdir())
+    assert main(["train", "export", "--run", str(tmp_path / "run"), "--out",
+                 str(tmp_path / "exported")]) == 0
+    bundle = load_bundle(tmp_path / "exported")
+    provenance = bundle.manifest["provenance"]
+    assert provenance["recipe"] == "debug" and provenance["steps"] == 8
+    assert provenance["data"]["usable_files"] == 6 and provenance["data"]["windows"] == 13
+    assert bundle.manifest["codec"]["kind"] == "starter" and "codec.safetensors" in bundle.extra
+    assert tree_hashes(library) == before
+    assert main(["train", "cache", str(library), "--bundle", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "c2")]) == 1
+    assert "not found; is" in capsys.readouterr().err
