@@ -20,7 +20,10 @@ def add_parser(sub) -> None:
     cache.add_argument("--files-per-shard", type=int, default=4)
     fit = tsub.add_parser("fit", help="train from a bundle on a cache")
     fit.add_argument("--recipe", required=True)
-    fit.add_argument("--cache", required=True)
+    fit.add_argument("--data", "--cache", dest="data", required=True,
+                     help="a cache from `train cache`, or a library folder (cached into OUT/cache)")
+    fit.add_argument("--window", type=float, default=None,
+                     help="window seconds when caching a library (default: the network's)")
     fit.add_argument("--init", required=True, help="bundle to start from")
     fit.add_argument("--out", required=True)
     fit.add_argument("--resume", action="store_true")

@@ -44,21 +44,29 @@ def fit(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     network = load_bundle(args.init).network
+    out = Path(args.out)
+    data = Path(args.data)
+    if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
+        window = args.window or network.config.training_duration
+        status = cache(argparse.Namespace(library=data, bundle=args.init, out=out / "cache",
+                                          window=window, files_per_shard=4))
+        if status:
+            return status
+        data = out / "cache"
     if args.freeze:
         freeze(network, args.freeze)
     if args.lora:
         add_lora(network, rank=args.lora, alpha=2 * args.lora)
-    out = Path(args.out)
     total = min(recipe.steps, args.max_steps or recipe.steps)
     with tqdm(total=total, desc="training", unit="step") as bar:
         def progress(step, end, loss):
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.refresh()
-        result = train(network, load_shards(args.cache), recipe, out / "checkpoints",
+        result = train(network, load_shards(data), recipe, out / "checkpoints",
                        resume=args.resume, max_steps=args.max_steps, progress=progress,
                        log_dir=out / "tensorboard")
-    (out / "run.json").write_text(json.dumps({"init": str(args.init), "cache": str(args.cache),
+    (out / "run.json").write_text(json.dumps({"init": str(args.init), "cache": str(data),
                                               "recipe": recipe.name, "lora": args.lora,
                                               "freeze": args.freeze}, indent=2))
     print(f"{result.status} at step {result.step}; last loss {result.last_loss:.4f}; "

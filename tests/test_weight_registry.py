@@ -126,3 +126,26 @@ def test_assemble_builds_a_flow_matching_bundle(registry, tmp_path):
     assert bundle.manifest["codec"]["vocoder"]["name"] == "bigvgan_v1_16k"
     assert torch.equal(bundle.network.final_layer.conv.weight, state["final_layer.conv.weight"])
     assert torch.count_nonzero(bundle.network.dt_embed.mlp[2].weight) == 0
+
+
+def test_assembled_bundle_gives_an_official_codec(registry, tmp_path):
+    """An assembled (official) bundle's codec encodes for training: mel -> MMAudio VAE."""
+    from engine.bundles import load_bundle
+    from engine.bundles.assemble import assemble
+    from engine.bundles.components import load_codec
+    path, _ = network_pth(tmp_path)
+    registry.import_file(path, kind="network", name="tiny")
+    for kind, name, module in (("vae", "v1-16", lambda: MelVAE(VAE_16K)),
+                               ("vocoder", "bigvgan_v1_16k",
+                                lambda: BigVGANGenerator(BIGVGAN_V1_16K))):
+        with torch.device("meta"):
+            shapes = module().state_dict()
+        file = tmp_path / f"{name}.pth"
+        torch.save({k: torch.full(v.shape, 0.01) if v.ndim else torch.zeros(())
+                    for k, v in shapes.items()}, file)
+        registry.import_file(file, kind=kind, name=name)
+    codec = load_codec(load_bundle(assemble(registry, "tiny", tmp_path / "bundle")))
+    assert codec.sampling_rate == 16000
+    with torch.no_grad():
+        posterior = codec.encode(torch.zeros(1, 16000))
+    assert posterior.mean.shape == (1, 20, 31)  # v1-16: 20 channels at 31.25 tokens/s

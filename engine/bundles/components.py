@@ -18,8 +18,40 @@ def load_codec(bundle: Bundle):
         model = StarterCodec()
         model.load_state_dict(state, strict=True)
         return model.eval()
-    raise BundleError(f"{bundle.path}: codec {codec.get('kind') or codec!r} cannot encode audio "
-                      f"for training here; use a bundle with a starter codec")
+    if "vae" in codec and "mel" in codec:
+        return _official_codec(bundle, codec)
+    raise BundleError(f"{bundle.path}: codec {codec!r} is not one this engine knows")
+
+
+class OfficialCodec:
+    """MMAudio's codec from an assembled bundle: mel front end, VAE and BigVGAN vocoder."""
+
+    def __init__(self, mel, vae, vocoder):
+        self.mel, self.vae, self.vocoder = mel, vae, vocoder
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.mel.cfg.sampling_rate
+
+    def encode(self, wave):
+        return self.vae.encode(self.mel(wave))
+
+    def decode(self, latent):
+        return self.vocoder(self.vae.decode(latent)).squeeze(1)
+
+
+def _official_codec(bundle: Bundle, codec: dict) -> OfficialCodec:
+    from engine.codec.bigvgan import BIGVGAN_V1_16K, BIGVGAN_V2_44K, BigVGANGenerator
+    from engine.codec.mel import MEL_16K, MEL_44K, MelConverter
+    from engine.codec.vae import VAE_16K, VAE_44K, MelVAE
+    sixteen = codec["mel"] == "16k"
+    vae_state = bundle.extra[codec["vae"]["file"]]
+    vae = MelVAE(VAE_16K if sixteen else VAE_44K,
+                 with_encoder=any(k.startswith("encoder.") for k in vae_state))
+    vae.load_official(dict(vae_state))
+    vocoder = BigVGANGenerator(BIGVGAN_V1_16K if sixteen else BIGVGAN_V2_44K)
+    vocoder.load_official(dict(bundle.extra[codec["vocoder"]["file"]]))
+    return OfficialCodec(MelConverter(MEL_16K if sixteen else MEL_44K), vae.eval(), vocoder.eval())
 
 
 def load_encoder(bundle: Bundle):
