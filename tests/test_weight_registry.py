@@ -98,10 +98,8 @@ def test_cli_import_list_verify_remove(tmp_path, monkeypatch, capsys):
     assert main(["weights", "list"]) == 0 and "no weights imported" in capsys.readouterr().out
 
 
-def test_assemble_builds_a_flow_matching_bundle(registry, tmp_path):
-    """tiny is a 16 kHz preset, so it pairs with the v1-16 VAE and the BigVGAN v1 vocoder."""
-    from engine.bundles import load_bundle
-    from engine.bundles.assemble import assemble
+def import_tiny_stack(registry, tmp_path, fill: float = 0.0):
+    """network tiny plus v1-16 and BigVGAN v1 files in the official layout (constant values)."""
     path, state = network_pth(tmp_path)
     registry.import_file(path, kind="network", name="tiny")
     for kind, name, module in (("vae", "v1-16", lambda: MelVAE(VAE_16K)),
@@ -110,8 +108,17 @@ def test_assemble_builds_a_flow_matching_bundle(registry, tmp_path):
         with torch.device("meta"):
             shapes = module().state_dict()
         file = tmp_path / f"{name}.pth"
-        torch.save({k: torch.zeros(v.shape) for k, v in shapes.items()}, file)
+        torch.save({k: torch.full(v.shape, fill) if v.ndim else torch.zeros(())
+                    for k, v in shapes.items()}, file)
         registry.import_file(file, kind=kind, name=name)
+    return state
+
+
+def test_assemble_builds_a_flow_matching_bundle(registry, tmp_path):
+    """tiny is a 16 kHz preset, so it pairs with the v1-16 VAE and the BigVGAN v1 vocoder."""
+    from engine.bundles import load_bundle
+    from engine.bundles.assemble import assemble
+    state = import_tiny_stack(registry, tmp_path)
     bundle = load_bundle(assemble(registry, "tiny", tmp_path / "bundle"))
     assert bundle.mode == "flow_matching" and bundle.manifest["licence"] == "CC-BY-NC-4.0"
     assert set(bundle.extra) == {"vae.safetensors", "vocoder.safetensors"}
@@ -133,17 +140,7 @@ def test_assembled_bundle_gives_an_official_codec(registry, tmp_path):
     from engine.bundles import load_bundle
     from engine.bundles.assemble import assemble
     from engine.bundles.components import load_codec
-    path, _ = network_pth(tmp_path)
-    registry.import_file(path, kind="network", name="tiny")
-    for kind, name, module in (("vae", "v1-16", lambda: MelVAE(VAE_16K)),
-                               ("vocoder", "bigvgan_v1_16k",
-                                lambda: BigVGANGenerator(BIGVGAN_V1_16K))):
-        with torch.device("meta"):
-            shapes = module().state_dict()
-        file = tmp_path / f"{name}.pth"
-        torch.save({k: torch.full(v.shape, 0.01) if v.ndim else torch.zeros(())
-                    for k, v in shapes.items()}, file)
-        registry.import_file(file, kind=kind, name=name)
+    import_tiny_stack(registry, tmp_path, fill=0.01)
     codec = load_codec(load_bundle(assemble(registry, "tiny", tmp_path / "bundle")))
     assert codec.sampling_rate == 16000
     with torch.no_grad():
