@@ -77,14 +77,10 @@ def fit(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from engine.bundles import load_bundle
     from trainer.checkpoint import latest_checkpoint
-    from trainer.export import export_checkpoint
+    from trainer.export import export_checkpoint, export_lora_checkpoint
 
     run = Path(args.run)
     info = json.loads((run / "run.json").read_text())
-    if info.get("lora"):
-        print("error: exporting LoRA runs needs the merged model; not supported from the CLI yet",
-              file=sys.stderr)
-        return 2
     checkpoint = latest_checkpoint(run / "checkpoints")
     if checkpoint is None:
         print(f"error: {run}: no checkpoint to export", file=sys.stderr)
@@ -92,11 +88,13 @@ def export(args: argparse.Namespace) -> int:
     init = load_bundle(info["init"])
     scan = Path(info["cache"]) / "scan.json"
     data = json.loads(scan.read_text()) if scan.exists() else {}
-    path = export_checkpoint(checkpoint, args.out, preset=init.manifest["network"]["preset"],
-                             data_summary={k: data.get(k) for k in ("root", "usable_files",
-                                                                    "hours", "windows")},
-                             codec=init.manifest.get("codec"),
-                             encoders=init.manifest.get("encoders"),
-                             extra_from=init)
+    summary = {k: data.get(k) for k in ("root", "usable_files", "hours", "windows")}
+    kwargs = dict(preset=init.manifest["network"]["preset"], data_summary=summary,
+                  codec=init.manifest.get("codec"), encoders=init.manifest.get("encoders"),
+                  extra_from=init)
+    if info.get("lora"):
+        path = export_lora_checkpoint(checkpoint, args.out, init, rank=info["lora"], **kwargs)
+    else:
+        path = export_checkpoint(checkpoint, args.out, **kwargs)
     print(f"bundle written: {path}")
     return 0

@@ -108,3 +108,39 @@ def test_damaged_shard_is_named_and_rebuilt(library, tmp_path):
     with pytest.raises(CacheError, match="must not live inside the library"):
         build_cache(report, library / "cache", codec=codec(), encoder=StarterEncoder(),
                     sample_rate=16000)
+
+
+DISK_FULL = """
+import resource, signal, sys
+from pathlib import Path
+import torch
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from engine.codec import StarterCodec
+from engine.features import StarterEncoder
+from trainer.cache import CacheError, build_cache
+from trainer.data import scan_library
+torch.manual_seed(0)
+report = scan_library(sys.argv[1], window_seconds=2.0)
+codec, encoder = StarterCodec().eval(), StarterEncoder()
+resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))  # the disk is "full" for big files
+try:
+    build_cache(report, Path(sys.argv[2]), codec=codec, encoder=encoder, sample_rate=16000,
+                files_per_shard=1)
+except CacheError as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+def test_disk_full_while_caching_keeps_finished_shards(library, tmp_path):
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(library), str(cache)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "no space left to write shard-00004.safetensors" in proc.stdout  # clip_a: 8 windows
+    assert "the 4 finished shards are kept" in proc.stdout
+    assert sorted(p.name for p in cache.iterdir()) == [f"shard-0000{i}.safetensors" for i in range(4)]
+    summary = build_cache(scan_library(library, window_seconds=2.0), cache, codec=codec(),
+                          encoder=StarterEncoder(), sample_rate=16000, files_per_shard=1)
+    assert summary.reused == [0, 1, 2, 3] and summary.computed == [4, 5]

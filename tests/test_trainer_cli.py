@@ -52,4 +52,13 @@ def test_cache_fit_export(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cache: 13 windows in 2 shards" in out and "finished at step 2" in out
     assert (tmp_path / "run2" / "cache" / "scan.json").exists()
+    # a LoRA run exports as a plain merged bundle
+    assert main(["train", "fit", "--recipe", "debug", "--data", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(tmp_path / "lora"), "--max-steps", "2",
+                 "--lora", "4"]) == 0
+    assert main(["train", "export", "--run", str(tmp_path / "lora"), "--out",
+                 str(tmp_path / "lora_bundle")]) == 0
+    merged = load_bundle(tmp_path / "lora_bundle")
+    assert merged.manifest["provenance"]["lora_rank"] == 4
+    assert not any("lora" in k for k in merged.network.state_dict())
     assert tree_hashes(library) == before

@@ -23,6 +23,7 @@ from engine.cancel import Cancelled
 from engine.features.base import FeatureEncoder, VideoFeatures
 from engine.media.decode import decode_frames
 from trainer.data.scan import LibraryItem, ScanReport
+from trainer.diskspace import is_out_of_space
 from trainer.data.windows import iter_windows
 
 CACHE_VERSION = 1
@@ -137,6 +138,13 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
                         "key": key, "captions": json.dumps(shard["captions"]),
                         "sources": json.dumps(shard["sources"])})
                     os.replace(tmp, path)
+                except Exception as err:  # safetensors reports I/O errors as its own type
+                    if is_out_of_space(err):
+                        raise CacheError(f"{out_dir}: no space left to write {path.name}; free "
+                                         f"some space and run `mfmjt train cache` again (the "
+                                         f"{len(summary.computed) + len(summary.reused)} finished "
+                                         f"shards are kept)") from None
+                    raise
                 finally:
                     Path(tmp).unlink(missing_ok=True)
             summary.computed.append(index)

@@ -18,17 +18,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from trainer.diskspace import is_out_of_space
+
 PREFIX = "ckpt-"
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def _is_out_of_space(err: Exception) -> bool:
-    text = str(err)
-    return getattr(err, "errno", None) in NO_SPACE or any(
-        marker in text for marker in ("No space left", "File too large", "Disk quota",
-                                      f"os error {errno.ENOSPC})", f"os error {errno.EFBIG})"))
-
-
 class CheckpointError(OSError):
     """A checkpoint that could not be written; the previous one is intact."""
 
@@ -69,7 +61,7 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
             os.fsync(fh.fileno())
         os.replace(tmp, final)
     except Exception as err:  # safetensors reports I/O failures as its own error type
-        if _is_out_of_space(err):
+        if is_out_of_space(err):
             previous = latest_checkpoint(out_dir)
             raise CheckpointError(errno.ENOSPC, f"{out_dir}: no space left to write {final.name} "
                                   f"({err}); free some space and run again with --resume; "

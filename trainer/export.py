@@ -52,3 +52,26 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
     extra = dict(extra_from.extra) if extra_from is not None else None
     return save_bundle(out, network, preset=preset, mode="meanflow", codec=codec,
                        encoders=encoders, provenance=provenance, licence=licence, extra=extra)
+
+
+def export_lora_checkpoint(checkpoint: Path | str, out: Path | str, init_bundle, *, rank: int,
+                           preset: str, **kwargs) -> Path:
+    """A LoRA run: rebuild base + adapters, load the EMA weights, merge, save a plain bundle."""
+    from engine.bundles import save_bundle
+    from trainer.lora import add_lora, merge_lora
+    network = init_bundle.network
+    lora = add_lora(network, rank=rank, alpha=2 * rank)
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        meta = fh.metadata()
+        ema = {k[4:]: fh.get_tensor(k) for k in fh.keys() if k.startswith("ema.")}
+        model = {k[6:]: fh.get_tensor(k) for k in fh.keys() if k.startswith("model.")}
+    network.load_state_dict({k: ema.get(k, v).to(v.dtype) for k, v in model.items()}, strict=True)
+    merged = merge_lora(lora)
+    extra = json.loads(meta["extra"])
+    provenance = {"recipe": extra.get("recipe"), "steps": json.loads(meta["position"])["step"],
+                  "checkpoint": Path(checkpoint).name, "weights": "ema", "lora_rank": rank,
+                  "data": kwargs.get("data_summary") or {}}
+    extra_files = dict(kwargs["extra_from"].extra) if kwargs.get("extra_from") else None
+    return save_bundle(out, merged, preset=preset, mode="meanflow", codec=kwargs.get("codec"),
+                       encoders=kwargs.get("encoders"), provenance=provenance,
+                       licence=kwargs.get("licence", "proprietary"), extra=extra_files)
