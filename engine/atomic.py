@@ -27,21 +27,26 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(final: Path | str, data: bytes, *, overwrite: bool = False) -> Path:
-    """Write bytes to a temporary file beside `final`, fsync, then move it into place.
-    Without `overwrite` the final name is claimed with a hard link, which fails if another writer
-    got there first: an existing file is never replaced, even in a race."""
+@contextmanager
+def atomic_target(final: Path | str, *, overwrite: bool = False, suffix: str = ".partial",
+                  fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `final` for any writer (safetensors, PyAV, json); when the
+    block succeeds it is moved into place, otherwise removed. Without `overwrite` the final name
+    is claimed with a hard link, which fails if another writer got there first: an existing file
+    is never replaced, even in a race."""
     final = Path(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; choose a new name (outputs are never "
                               f"overwritten)")
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         if overwrite:
             os.replace(tmp, final)
         else:
@@ -50,5 +55,11 @@ def atomic_write_bytes(final: Path | str, data: bytes, *, overwrite: bool = Fals
             except FileExistsError:
                 raise FileExistsError(f"{final} already exists; choose a new name") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
-    return final
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(final: Path | str, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write bytes atomically (fsynced); an existing file is never replaced unless `overwrite`."""
+    with atomic_target(final, overwrite=overwrite, fsync=True) as tmp:
+        tmp.write_bytes(data)
+    return Path(final)

@@ -1,6 +1,5 @@
 """Broadcast WAV: chunks round-trip, timecode lands on the right sample, lengths are frame-exact."""
 import datetime as dt
-import struct
 from fractions import Fraction
 
 import numpy as np

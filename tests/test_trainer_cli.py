@@ -1,6 +1,4 @@
 """`mfmjt train cache | fit | export` end to end on a starter-stack bundle and a generated library."""
-import json
-
 import torch
 
 from engine.bundles import load_bundle, save_bundle

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,8 +17,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from engine.atomic import atomic_target
 from engine.cancel import Cancelled
-from engine.features.base import FeatureEncoder, VideoFeatures
+from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder, VideoFeatures,
+                                  sync_segment_starts)
 from engine.media.decode import decode_frames
 from trainer.data.scan import LibraryItem, ScanReport
 from trainer.diskspace import is_out_of_space
@@ -90,8 +90,8 @@ def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
                 rows["has_video"].append(torch.tensor(1, dtype=torch.uint8))
             else:
                 n_clip = int(window_seconds * encoder.clip_spec.fps)
-                frames = int(window_seconds * encoder.sync_spec.fps)
-                n_sync = ((frames - 16) // 8 + 1) * 8
+                n_sync = len(sync_segment_starts(int(window_seconds * encoder.sync_spec.fps))) \
+                    * SYNC_TOKENS_PER_SEGMENT
                 feats = VideoFeatures(clip=torch.zeros(n_clip, encoder.clip_dim),
                                       sync=torch.zeros(n_sync, encoder.sync_dim))
                 rows["has_video"].append(torch.tensor(0, dtype=torch.uint8))
@@ -131,13 +131,11 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
             shard = _encode_shard(items, codec=codec, encoder=encoder,
                                   window_seconds=report.window_seconds, sample_rate=sample_rate)
             if shard is not None:
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=out_dir)
-                os.close(fd)
                 try:
-                    save_file(shard["tensors"], tmp, metadata={
-                        "key": key, "captions": json.dumps(shard["captions"]),
-                        "sources": json.dumps(shard["sources"])})
-                    os.replace(tmp, path)
+                    with atomic_target(path, overwrite=True) as tmp:
+                        save_file(shard["tensors"], str(tmp), metadata={
+                            "key": key, "captions": json.dumps(shard["captions"]),
+                            "sources": json.dumps(shard["sources"])})
                 except Exception as err:  # safetensors reports I/O errors as its own type
                     if is_out_of_space(err):
                         raise CacheError(f"{out_dir}: no space left to write {path.name}; free "
@@ -145,8 +143,6 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
                                          f"{len(summary.computed) + len(summary.reused)} finished "
                                          f"shards are kept)") from None
                     raise
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
             summary.computed.append(index)
         if progress is not None:
             progress(index + 1, len(groups))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from engine.atomic import atomic_target
 from trainer.diskspace import is_out_of_space
 
 PREFIX = "ckpt-"
@@ -53,13 +52,9 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
     metadata = {"position": json.dumps(position.__dict__), "optimizer": json.dumps(opt_meta),
                 "scheduler": json.dumps(scheduler.state_dict()), "extra": json.dumps(extra)}
     final = out_dir / f"{PREFIX}{position.step:08d}.safetensors"
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=out_dir)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        with atomic_target(final, overwrite=True, fsync=True) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
     except Exception as err:  # safetensors reports I/O failures as its own error type
         if is_out_of_space(err):
             previous = latest_checkpoint(out_dir)
@@ -67,8 +62,6 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
                                   f"({err}); free some space and run again with --resume; "
                                   f"{'the previous checkpoint ' + previous.name + ' is intact' if previous else 'no earlier checkpoint exists'}") from None
         raise
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     for old in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))[:-keep]:
         old.unlink(missing_ok=True)
     return final

@@ -14,7 +14,7 @@ import torch
 
 from engine.bundles.format import file_digest
 from engine.model import DELTA_EMBEDDER_PREFIX, LEGACY_KEYS, MFMJT, PRESETS, build_network
-from engine.model.layers import TimestepEmbedder
+from engine.model.network import new_delta_embedder
 
 LICENCE_WEIGHTS = "CC-BY-NC-4.0"
 
@@ -78,16 +78,8 @@ def load_official_state(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def _fresh_delta_embedder(network: MFMJT, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Δ-embedder weights as a new network initialises them: output layer zero (function-
-    preserving: Δ is ignored until fine-tuning trains it)."""
-    cfg = network.config
-    embedder = (TimestepEmbedder(cfg.hidden_dim, frequency_size=cfg.hidden_dim, max_period=1)
-                if cfg.v2 else TimestepEmbedder(cfg.hidden_dim, frequency_size=256,
-                                                max_period=10000))
-    torch.nn.init.normal_(embedder.mlp[0].weight, std=0.02)
-    torch.nn.init.zeros_(embedder.mlp[0].bias)
-    torch.nn.init.zeros_(embedder.mlp[2].weight)
-    torch.nn.init.zeros_(embedder.mlp[2].bias)
+    """Δ-embedder weights as a new network initialises them (zero output layer)."""
+    embedder = new_delta_embedder(network.config)
     return {DELTA_EMBEDDER_PREFIX + k: v.to(dtype) for k, v in embedder.state_dict().items()}
 
 

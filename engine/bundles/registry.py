@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from engine.atomic import atomic_target
 from engine.bundles.format import sha256_file
 from engine.bundles.official import (LICENCE_WEIGHTS, OFFICIAL_FILES, OfficialFile,
                                      OfficialImportError, import_mmaudio, load_official_state,
@@ -109,11 +108,8 @@ class WeightRegistry:
         return json.loads(path.read_text())
 
     def _write_index(self, index: dict[str, dict]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".json", dir=self.root)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(index, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self._index_path())
+        with atomic_target(self._index_path(), overwrite=True) as tmp:
+            tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
 
     def entries(self) -> list[RegistryEntry]:
         return [RegistryEntry(**v) for _, v in sorted(self._read_index().items())]
@@ -156,20 +152,14 @@ class WeightRegistry:
             raise OfficialImportError(f"{path}: does not load as {kind} {name!r}: "
                                       f"{str(err).splitlines()[0]}") from None
         file_name = f"{kind}-{name}.safetensors"
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{file_name}.", suffix=".partial", dir=self.root)
-        os.close(fd)
-        try:
-            save_file({k: v.contiguous() for k, v in to_store.items()}, tmp,
+        with atomic_target(self.root / file_name, overwrite=True) as tmp:
+            save_file({k: v.contiguous() for k, v in to_store.items()}, str(tmp),
                       metadata={"kind": kind, "name": name, "source_md5": md5,
                                 "licence": LICENCE_WEIGHTS})
-            entry = RegistryEntry(kind=kind, name=name, file=file_name, sha256=sha256_file(Path(tmp)),
+            entry = RegistryEntry(kind=kind, name=name, file=file_name, sha256=sha256_file(tmp),
                                   source_md5=md5, source_name=path.name, official=known is not None,
                                   licence=LICENCE_WEIGHTS,
                                   imported_at=_dt.datetime.now().isoformat(timespec="seconds"))
-            os.replace(tmp, self.root / file_name)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         index = self._read_index()
         index[entry.key] = asdict(entry)
         self._write_index(index)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from engine.atomic import atomic_target
 from engine.features.base import FeatureEncoder, VideoFeatures
 from engine.media.decode import decode_frames
 from engine.media.errors import MediaError
@@ -76,15 +76,9 @@ class FeatureCache:
 
     def put(self, key: str, feats: VideoFeatures) -> Path:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".partial", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"clip": feats.clip.contiguous(), "sync": feats.sync.contiguous()}, tmp,
+        with atomic_target(path, overwrite=True) as tmp:  # same key, same content
+            save_file({"clip": feats.clip.contiguous(), "sync": feats.sync.contiguous()}, str(tmp),
                       metadata={"key": key})
-            os.replace(tmp, path)  # same key, same content: replacing is harmless
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         self.evict()
         return path
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.features.base import sync_segment_starts
+
 STATE_PREFIX = "vfeat_extractor."
 
 
@@ -180,7 +182,6 @@ class SynchformerFeatures(nn.Module):
 
     @torch.inference_mode()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
-        from engine.features.base import sync_segment_starts
         cfg = self.vfeat_extractor.cfg
         device = next(self.parameters()).device
         video = torch.from_numpy(np.ascontiguousarray(frames)).to(device)

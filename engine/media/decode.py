@@ -8,7 +8,7 @@ only the frames that are used, so memory is bounded by the output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional, Sequence

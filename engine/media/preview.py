@@ -7,14 +7,13 @@ container, so there is no encoder delay and its length is exactly the range's.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from engine.atomic import atomic_target
 from engine.media.decode import probe
 from engine.media.errors import MediaError
 from engine.media.timing import TimeValue, as_fraction
@@ -22,6 +21,9 @@ from engine.media.timing import TimeValue, as_fraction
 
 def _packets_in_range(container, stream, start: Fraction, end: Fraction) -> list:
     stream_start = Fraction(stream.start_time or 0) * stream.time_base
+    if start > 0:  # don't read the packets before the range (a key frame at or before it)
+        container.seek(int((stream_start + start) / stream.time_base), stream=stream,
+                       backward=True)
     out = []
     for packet in container.demux(stream):
         if packet.pts is None or packet.size == 0:
@@ -86,35 +88,26 @@ def mux_preview(video: Path | str, start: TimeValue, duration: TimeValue, audio:
     if duration <= 0 or start < 0 or start + duration > info.duration + Fraction(1, 1000):
         raise MediaError(video, f"range {float(start):.3f}+{float(duration):.3f} s is outside the "
                                 f"media ({float(info.duration):.3f} s)")
-    if out_path.exists():
-        raise FileExistsError(f"{out_path} already exists; choose a new name (outputs are never "
-                              f"overwritten)")
     end = start + duration
     samples = np.asarray(audio, dtype=np.float32)
     n = round(duration * sample_rate)
     samples = np.pad(samples[:, :n], ((0, 0), (0, max(0, n - samples.shape[1]))))
     whole = start == 0 and end >= info.duration
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".mov", dir=out_path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, "w", format="mov") as out:
-            streams = {}
+    with atomic_target(out_path, suffix=".mov") as tmp, av.open(str(tmp), "w", format="mov") as out:
+        streams = {}
 
-            def add_audio():
-                streams["audio"] = out.add_stream("pcm_s24le", rate=sample_rate,
-                                                  layout="mono" if samples.shape[0] == 1
-                                                  else "stereo")
+        def add_audio():
+            streams["audio"] = out.add_stream("pcm_s24le", rate=sample_rate,
+                                              layout="mono" if samples.shape[0] == 1
+                                              else "stereo")
 
-            _mux_video(video, out, start, end, whole, info.frame_rate or Fraction(25), add_audio)
-            astream = streams["audio"]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T.reshape(1, -1)),
-                                               format="flt", layout=astream.layout.name)
-            frame.sample_rate = sample_rate
-            for packet in astream.encode(frame):
-                out.mux(packet)
-            for packet in astream.encode():
-                out.mux(packet)
-        os.link(tmp, out_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        _mux_video(video, out, start, end, whole, info.frame_rate or Fraction(25), add_audio)
+        astream = streams["audio"]
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T.reshape(1, -1)),
+                                           format="flt", layout=astream.layout.name)
+        frame.sample_rate = sample_rate
+        for packet in astream.encode(frame):
+            out.mux(packet)
+        for packet in astream.encode():
+            out.mux(packet)
     return out_path

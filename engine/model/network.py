@@ -44,6 +44,22 @@ def _time_embedder(cfg: NetworkConfig) -> TimestepEmbedder:
     return TimestepEmbedder(cfg.hidden_dim, frequency_size=256, max_period=10000)
 
 
+def _init_time_embedder(embedder: TimestepEmbedder, *, zero_output: bool) -> None:
+    """DiT's time-embedder init; the Δ embedder's output layer is zero (function-preserving)."""
+    for layer in (embedder.mlp[0], embedder.mlp[2]):
+        nn.init.normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
+    if zero_output:
+        nn.init.zeros_(embedder.mlp[2].weight)
+
+
+def new_delta_embedder(config: NetworkConfig) -> TimestepEmbedder:
+    """A Δ embedder as a new network has it, for adding to checkpoints that lack one."""
+    embedder = _time_embedder(config)
+    _init_time_embedder(embedder, zero_output=True)
+    return embedder
+
+
 class MFMJT(nn.Module):
     """MF-MJT network. State-dict names are MMAudio's plus `dt_embed.*` (the Δ embedder)."""
 
@@ -85,11 +101,8 @@ class MFMJT(nn.Module):
         if self.latent_mean.is_meta:
             return
         self.apply(xavier_linear_init)
-        for embedder in (self.t_embed, self.dt_embed):
-            nn.init.normal_(embedder.mlp[0].weight, std=0.02)
-            nn.init.normal_(embedder.mlp[2].weight, std=0.02)
-        nn.init.zeros_(self.dt_embed.mlp[2].weight)
-        nn.init.zeros_(self.dt_embed.mlp[2].bias)
+        _init_time_embedder(self.t_embed, zero_output=False)
+        _init_time_embedder(self.dt_embed, zero_output=True)
         adaln = [b.adaLN_modulation[-1] for jb in self.joint_blocks
                  for b in (jb.latent_block, jb.clip_block, jb.text_block)]
         adaln += [b.adaLN_modulation[-1] for b in self.fused_blocks]
