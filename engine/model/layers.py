@@ -85,12 +85,6 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(embedding.to(t.dtype))
 
 
-def zero_module(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
 def xavier_linear_init(module: nn.Module) -> None:
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
@@ -100,5 +94,5 @@ def xavier_linear_init(module: nn.Module) -> None:
 
 __all__ = [
     "ChannelLastConv1d", "ConvMLP", "MLP", "TimestepEmbedder", "modulate", "swiglu_hidden_size",
-    "xavier_linear_init", "zero_module",
+    "xavier_linear_init",
 ]
