@@ -27,6 +27,12 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
         raise
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
 def atomic_target(final: Path | str, *, overwrite: bool = False, suffix: str = ".partial",
                   fsync: bool = False) -> Iterator[Path]:
@@ -42,6 +48,7 @@ def atomic_target(final: Path | str, *, overwrite: bool = False, suffix: str = "
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other apps
     try:
         yield tmp
         if fsync:

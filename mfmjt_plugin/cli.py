@@ -18,11 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "synchronised Foley generation for picture editors.")
     parser.add_argument("--version", action="version", version=f"mfmjt-foley {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the end-to-end demo on this machine")
-    demo.add_argument("--steps", type=int, default=None, help="training steps per model")
+    demo = sub.add_parser("demo", help="run the end-to-end demo on the embedded starter model")
+    demo.add_argument("--out", default="demo-output", help="folder for the take and preview")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--toy", action="store_true",
+                      help="instead: the 2-D MeanFlow vs flow-matching illustration")
+    demo.add_argument("--steps", type=int, default=None, help="--toy: training steps per model")
     sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
-    from mfmjt_plugin import train_cli, weights_cli
+    from mfmjt_plugin import generate_cli, train_cli, weights_cli
+    generate_cli.add_parser(sub)
     weights_cli.add_parser(sub)
     train_cli.add_parser(sub)
     return parser
@@ -35,10 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps is not None and args.steps < 1:
             parser.error(f"--steps must be >= 1, got {args.steps}")
         from mfmjt_plugin import demo
-        return demo.run(steps=args.steps, seed=args.seed)
+        if args.toy:
+            return demo.run_toy(steps=args.steps, seed=args.seed)
+        return demo.run(out=args.out, seed=args.seed)
     if args.command == "doctor":
         from mfmjt_plugin import doctor
         return doctor.run()
+    if args.command == "generate":
+        from mfmjt_plugin import generate_cli
+        return generate_cli.run(args)
     if args.command == "weights":
         from mfmjt_plugin import weights_cli
         return weights_cli.run(args)

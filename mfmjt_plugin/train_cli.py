@@ -1,4 +1,4 @@
-"""`mfmjt train ...`: fine-tuning on in-house libraries (scan today; cache / fit / export next)."""
+"""`mfmjt train ...`: fine-tuning on in-house libraries: scan, cache, fit, export, evaluate."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +33,20 @@ def add_parser(sub) -> None:
     exp = tsub.add_parser("export", help="write a run's EMA weights as a bundle")
     exp.add_argument("--run", required=True)
     exp.add_argument("--out", required=True)
+    ev = tsub.add_parser("evaluate", help="measure a bundle on synth scenes it never saw")
+    ev.add_argument("--bundle", default="starter", help="bundle path, registered name or starter")
+    ev.add_argument("--scenes", type=int, default=50)
+    ev.add_argument("--seed", type=int, default=1, help="scenes are generated from this seed")
+    ev.add_argument("--steps", type=int, default=None, help="default: the bundle's")
+    ev.add_argument("--guidance", type=float, default=None, help="default: the bundle's")
+    ev.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
+    ev.add_argument("--shuffle-video", action="store_true",
+                    help="control: give every scene another scene's picture")
+    ev.add_argument("--with-caption", action="store_true",
+                    help="prompt with each scene's caption (default: no prompt)")
+    ev.add_argument("--out", default="evaluations",
+                    help="folder for the JSON report (a new versioned file each run)")
+    ev.add_argument("--json", action="store_true", help="print the JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.bundles import BundleError
     try:
         return {"cache": train_run.cache, "fit": train_run.fit,
-                "export": train_run.export}[args.train_command](args)
+                "export": train_run.export,
+                "evaluate": train_run.evaluate}[args.train_command](args)
     except (BundleError, FileNotFoundError, ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""`mfmjt train cache | fit | export`: the steps after `scan`, on the starter stack."""
+"""`mfmjt train cache | fit | export | evaluate`: the steps after `scan`, on the starter stack."""
 from __future__ import annotations
 
 import argparse
@@ -97,4 +97,54 @@ def export(args: argparse.Namespace) -> int:
     else:
         path = export_checkpoint(checkpoint, args.out, **kwargs)
     print(f"bundle written: {path}")
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    real = metrics["real_audio"]
+    rows = [("onset F1 (±50 ms)", "onset_f1", "{:.3f}"),
+            ("mean onset offset, ms", "onset_offset_ms", "{:.1f}"),
+            ("class accuracy", "class_accuracy", "{:.3f}"),
+            ("Fréchet distance", "frechet_distance", "{:.2f}")]
+    lines = [f"{'metric':<26}{'generated':>12}{'real audio':>12}"]
+    for label, key, fmt in rows:
+        lines.append(f"{label:<26}{fmt.format(metrics[key]):>12}{fmt.format(real[key]):>12}")
+    lines.append(f"{'onset precision / recall':<26}{metrics['onset_precision']:>6.3f} / "
+                 f"{metrics['onset_recall']:.3f}")
+    lines.append(f"{'clipped samples':<26}{metrics['clipping_fraction']:>12.2e}")
+    lines.append(f"{'loudness, LUFS (mean)':<26}{metrics['loudness_lufs_mean']:>12.1f}")
+    lines.append(f"{'seconds per scene':<26}{metrics['seconds_per_scene']:>12.3f}")
+    return "\n".join(lines)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.pipeline import FoleyPipeline, GenerateRequest
+    from mfmjt_plugin.generate_cli import resolve_bundle
+    from trainer.classifier import load_classifier
+    from trainer.evaluate import evaluate as run_evaluation
+
+    if args.scenes < 2:
+        raise ValueError(f"--scenes must be at least 2 (a Fréchet distance needs two), got "
+                         f"{args.scenes}")
+    pipeline = FoleyPipeline(resolve_bundle(args.bundle))
+    settings = pipeline.settings(GenerateRequest(media=Path("."), guidance=args.guidance,
+                                                 mode=args.mode, steps=args.steps))
+    with tqdm(total=args.scenes, desc="scenes", unit="scene", leave=False,
+              disable=args.json) as bar:
+        metrics = run_evaluation(pipeline, load_classifier(), scenes=args.scenes, seed=args.seed,
+                                 settings=settings, shuffle_video=args.shuffle_video,
+                                 with_caption=args.with_caption,
+                                 progress=lambda done, total: bar.update(done - bar.n))
+    metrics["bundle"] = str(pipeline.bundle.path)
+    text = json.dumps(metrics, indent=2)
+    from engine.atomic import atomic_write_bytes
+    from engine.media.bwf import next_version_path
+    name = Path(metrics["bundle"]).name
+    report = atomic_write_bytes(next_version_path(Path(args.out), f"evaluate_{name}_seed{args.seed}",
+                                                  ".json"), (text + "\n").encode())
+    print(text if args.json else
+          f"{args.scenes} unseen scenes (seed {args.seed}), {settings}\n" + format_table(metrics)
+          + f"\nreport: {report}")
     return 0

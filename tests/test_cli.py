@@ -29,8 +29,8 @@ def test_doctor_reports_torch_device_packages_and_starter(tmp_path):
     assert "starter bundle" in text
 
 
-def test_demo_runs_the_real_toy_and_prints_both_models(capsys):
-    assert main(["demo", "--steps", "60"]) == 0
+def test_toy_demo_trains_both_objectives_and_prints_both_models(capsys):
+    assert main(["demo", "--toy", "--steps", "60"]) == 0
     out = capsys.readouterr().out
     assert "MeanFlow, 1 step" in out and "flow matching, 1 Euler" in out
     assert "closer to the modes than one-step flow matching" in out
@@ -38,7 +38,7 @@ def test_demo_runs_the_real_toy_and_prints_both_models(capsys):
 
 def test_demo_rejects_bad_steps(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--steps", "0"])
+        main(["demo", "--toy", "--steps", "0"])
     assert exc.value.code == 2
     assert "--steps must be >= 1, got 0" in capsys.readouterr().err
 

@@ -116,7 +116,9 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
         raise CacheError(f"{out_dir}: the cache must not live inside the library {report.root}")
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
-              "window": report.window_seconds, "codec": _fingerprint(codec)}
+              "window": report.window_seconds,
+              # latents depend on the encoder side only: a retrained vocoder keeps the shards
+              "codec": _fingerprint(getattr(codec, "vae", codec))}
     groups = [report.items[i:i + files_per_shard]
               for i in range(0, len(report.items), files_per_shard)]
     summary = CacheSummary(shards=len(groups), windows=0)

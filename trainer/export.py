@@ -31,7 +31,8 @@ def new_network(preset: str, cache_dir: Path | str, **overrides) -> MFMJT:
 def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
                       data_summary: Optional[dict] = None, codec: Optional[dict] = None,
                       encoders: Optional[dict] = None, licence: str = "proprietary",
-                      extra_from=None) -> Path:
+                      extra_from=None, extra_files: Optional[dict] = None,
+                      defaults: Optional[dict] = None, provenance_extra: Optional[dict] = None) -> Path:
     """Write the checkpoint's EMA weights as a new bundle (MeanFlow mode). `extra_from`: a bundle
     whose codec / encoder files are carried over unchanged."""
     checkpoint = Path(checkpoint)
@@ -48,10 +49,12 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
     network.load_state_dict(state, strict=True, assign=True)
     provenance = {"recipe": extra.get("recipe"), "steps": position["step"],
                   "checkpoint": checkpoint.name, "weights": "ema",
-                  "data": data_summary or {}}
-    extra = dict(extra_from.extra) if extra_from is not None else None
+                  "data": data_summary or {}, **(provenance_extra or {})}
+    extra = dict(extra_from.extra) if extra_from is not None else {}
+    extra.update(extra_files or {})
     return save_bundle(out, network, preset=preset, mode="meanflow", codec=codec,
-                       encoders=encoders, provenance=provenance, licence=licence, extra=extra)
+                       encoders=encoders, provenance=provenance, licence=licence,
+                       extra=extra or None, defaults=defaults)
 
 
 def export_lora_checkpoint(checkpoint: Path | str, out: Path | str, init_bundle, *, rank: int,

@@ -44,6 +44,12 @@ class Bundle:
         return self.manifest["network"]["mode"]
 
     @property
+    def defaults(self) -> dict:
+        """Generation settings recorded for this model, e.g. {"guidance": 2.5, "mode": "scaled",
+        "steps": 1}; empty when the bundle records none."""
+        return dict(self.manifest.get("defaults") or {})
+
+    @property
     def network_sha256(self) -> str:
         return self.manifest["files"][NETWORK_FILE]["sha256"]
 
@@ -68,9 +74,11 @@ def _state_for_saving(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_bundle(path: Path | str, network: MFMJT, *, preset: str, mode: str = "meanflow",
                 codec: dict | None = None, encoders: dict | None = None,
                 provenance: dict | None = None, licence: str = "proprietary",
-                extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+                extra: dict[str, dict[str, torch.Tensor]] | None = None,
+                defaults: dict | None = None) -> Path:
     """Write a new bundle folder atomically; an existing path is never replaced.
-    `extra` maps further safetensors file names to state dicts (codec, encoders)."""
+    `extra` maps further safetensors file names to state dicts (codec, encoders); `defaults`
+    holds generation settings chosen for this model (guidance strength and mode, steps)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     config_json = json.dumps(network.config.to_dict(), sort_keys=True)
@@ -89,6 +97,7 @@ def save_bundle(path: Path | str, network: MFMJT, *, preset: str, mode: str = "m
         "encoders": encoders or {},
         "provenance": provenance or {},
         "licence": licence,
+        "defaults": defaults or {},
         "files": {},
     }
     metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "preset": preset,

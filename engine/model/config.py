@@ -123,6 +123,11 @@ PRESETS: dict[str, NetworkConfig] = {
                                fused_depth=14, **_AUDIO_44K),
     "large_44k_v2": NetworkConfig(latent_dim=40, hidden_dim=896, num_heads=14, depth=21,
                                   fused_depth=14, v2=True, **_AUDIO_44K),
+    # the embedded starter model: starter encoders (engine/features/starter.py), the starter codec
+    # (8 latent channels at 31.25 tokens/s), trained on 4 s synth scenes (trainer/synth)
+    "starter": NetworkConfig(latent_dim=8, hidden_dim=128, num_heads=4, depth=6, fused_depth=3,
+                             clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16,
+                             training_duration=4.0, **_AUDIO_16K),
 }
 
 

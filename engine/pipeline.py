@@ -1,0 +1,209 @@
+"""FoleyPipeline: bundle -> request -> takes (ARCHITECTURE.md).
+
+media range -> features (cached) -> network (MeanFlow, 1..N steps, CFG / CFG-scaled) -> codec ->
+takes at the codec rate; `write_takes` turns them into 48 kHz Broadcast WAVs and a preview movie.
+Ranges longer than the model's training length are generated in overlapping windows of that
+length, crossfaded with equal-gain linear ramps; every window of a take uses its own noise drawn
+from the take's seed, so a take is the same whatever the device.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from engine.bundles import Bundle, load_bundle
+from engine.bundles.components import load_codec, load_encoder
+from engine.cancel import Cancelled
+from engine.features.base import VideoFeatures
+from engine.media.decode import decode_frames, probe
+from engine.media.errors import MediaError
+from engine.sampling import (GUIDANCE_MODES, draw_noise, euler_sample, guided_velocity,
+                             meanflow_sample, time_grid)
+
+CROSSFADE = 0.5  # seconds of overlap between windows of a long range
+FALLBACK_DEFAULTS = {"guidance": 1.0, "mode": "scaled", "steps": 1}
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    media: Path
+    start: Fraction = Fraction(0)
+    end: Optional[Fraction] = None  # None: to the end of the media
+    prompt: str = ""
+    negative_prompt: str = ""
+    guidance: Optional[float] = None  # None: the bundle's default
+    mode: Optional[str] = None
+    steps: Optional[int] = None
+    seed: int = 0
+    takes: int = 1
+
+
+@dataclass
+class Take:
+    index: int
+    seed: int
+    audio: np.ndarray  # (samples,) float32 mono at the codec rate
+    sample_rate: int
+
+
+@dataclass
+class GenerateResult:
+    takes: list[Take]
+    start: Fraction
+    duration: Fraction
+    settings: dict
+    timings: dict = field(default_factory=dict)
+
+
+def window_starts(duration: float, window: float, overlap: float = CROSSFADE) -> list[float]:
+    """Starts of overlapping windows covering [0, duration]; the last one ends at the end."""
+    if duration <= window:
+        return [0.0]
+    hop = window - overlap
+    count = int(np.ceil((duration - window) / hop)) + 1
+    starts = [i * hop for i in range(count - 1)] + [duration - window]
+    return starts
+
+
+class FoleyPipeline:
+    def __init__(self, bundle: Bundle | Path | str, *, device: str | torch.device = "cpu",
+                 feature_cache=None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
+        self.device = torch.device(device)
+        self.network = self.bundle.network.to(self.device).eval()
+        self.codec = load_codec(self.bundle)
+        self.encoder = load_encoder(self.bundle)
+        self.feature_cache = feature_cache
+        self.defaults = {**FALLBACK_DEFAULTS, **self.bundle.defaults}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sampling_rate
+
+    # ------------------------------------------------------------------ pieces
+    def video_features(self, media: Path, start: Fraction, duration: Fraction) -> VideoFeatures:
+        if self.feature_cache is not None:
+            return self.feature_cache.video_features(media, start, duration, self.encoder)
+        clip, sync = decode_frames(media, start, duration,
+                                   (self.encoder.clip_spec, self.encoder.sync_spec))
+        return self.encoder.encode_video(clip, sync)
+
+    def settings(self, request: GenerateRequest) -> dict:
+        guidance = self.defaults["guidance"] if request.guidance is None else float(request.guidance)
+        mode = request.mode or self.defaults["mode"]
+        steps = int(request.steps or self.defaults["steps"])
+        if mode not in GUIDANCE_MODES:
+            raise ValueError(f"guidance mode {mode!r}: choose one of {GUIDANCE_MODES}")
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        if request.takes < 1:
+            raise ValueError(f"takes must be >= 1, got {request.takes}")
+        return {"guidance": guidance, "mode": mode, "steps": steps}
+
+    @torch.no_grad()
+    def sample_latents(self, features: list[VideoFeatures], text: torch.Tensor,
+                       negative: Optional[torch.Tensor], noise: torch.Tensor, settings: dict,
+                       progress: Optional[Callable[[int, int], None]] = None,
+                       cancel: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+        """One window for a batch: features[i] with noise[i] (B, N, C) -> latents (B, N, C)."""
+        net, dev = self.network, self.device
+        clip = torch.stack([f.clip for f in features]).to(dev)
+        sync = torch.stack([f.sync for f in features]).to(dev)
+        text = text.to(dev).expand(len(features), -1, -1)
+        cond = net.preprocess_conditions(clip, sync, text)
+        empty = net.empty_conditions(len(features), clip_len=clip.shape[1], sync_len=sync.shape[1],
+                                     negative_text_f=None if negative is None else negative.to(dev))
+        velocity = guided_velocity(net, cond, empty, omega=settings["guidance"],
+                                   mode=settings["mode"])
+        grid = time_grid(settings["steps"])
+        sampler = meanflow_sample if self.bundle.mode == "meanflow" else euler_sample
+        return sampler(velocity, noise.to(dev), grid, progress=progress, cancel=cancel)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) normalised latents -> (B, samples) at the codec rate."""
+        latent = self.network.unnormalize(latents).transpose(1, 2).float().cpu()
+        return self.codec.decode(latent)
+
+    def noise(self, seed: int, window_index: int, length: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed) * 1000003 + window_index)
+        return draw_noise((1, length, self.network.config.latent_dim), gen)
+
+    # ------------------------------------------------------------------ whole requests
+    def generate(self, request: GenerateRequest, *,
+                 progress: Optional[Callable[[int, int], None]] = None,
+                 cancel: Optional[Callable[[], bool]] = None) -> GenerateResult:
+        settings = self.settings(request)
+        media = Path(request.media)
+        info = probe(media)
+        if not info.has_video:
+            raise MediaError(media, "has no video stream; choose a movie with picture")
+        start = Fraction(request.start)
+        end = info.duration if request.end is None else Fraction(request.end)
+        duration = end - start
+        cfg = self.network.config
+        if duration < Fraction(cfg.min_duration).limit_denominator(1000):
+            raise MediaError(media, f"range {float(duration):.3f} s is shorter than the model's "
+                                    f"minimum {cfg.min_duration:.2f} s; select a longer range")
+        timings = {}
+        began = time.perf_counter()
+        window = min(float(duration), cfg.training_duration)
+        starts = window_starts(float(duration), cfg.training_duration)
+        windows = []
+        for index, offset in enumerate(starts):
+            length = Fraction(window).limit_denominator(100000)
+            windows.append((index, start + Fraction(offset).limit_denominator(100000), length))
+        features = [self.video_features(media, s, d) for _, s, d in windows]
+        timings["features_s"] = time.perf_counter() - began
+        began = time.perf_counter()
+        text = self.encoder.encode_text([request.prompt])
+        negative = self.encoder.encode_text([request.negative_prompt]) \
+            if request.negative_prompt else None
+        latent_len = cfg.lengths(window).latent
+        total = len(windows) * settings["steps"]
+        pieces: list[list[np.ndarray]] = [[] for _ in range(request.takes)]
+        for w, (index, _, _) in enumerate(windows):
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled before window {w + 1} of {len(windows)}")
+            noise = torch.cat([self.noise(request.seed + k, index, latent_len)
+                               for k in range(request.takes)])
+            step_progress = None if progress is None else \
+                (lambda done, _n, w=w: progress(w * settings["steps"] + done, total))
+            latents = self.sample_latents([features[w]] * request.takes, text, negative, noise,
+                                          settings, progress=step_progress, cancel=cancel)
+            audio = self.decode(latents).numpy()
+            for k in range(request.takes):
+                pieces[k].append(audio[k, : round(window * self.sample_rate)])
+        timings["generate_s"] = time.perf_counter() - began
+        n = round(float(duration) * self.sample_rate)
+        takes = [Take(index=k + 1, seed=request.seed + k, sample_rate=self.sample_rate,
+                      audio=crossfade(pieces[k], [round(s * self.sample_rate) for s in starts], n))
+                 for k in range(request.takes)]
+        return GenerateResult(takes=takes, start=start, duration=duration, settings=settings,
+                              timings=timings)
+
+
+def crossfade(pieces: list[np.ndarray], offsets: list[int], total: int) -> np.ndarray:
+    """Overlap-add windows at sample offsets with linear ramps over each overlap."""
+    out = np.zeros(total, np.float32)
+    weight = np.zeros(total, np.float32)
+    for i, (piece, offset) in enumerate(zip(pieces, offsets)):
+        ramp = np.ones(len(piece), np.float32)
+        if i > 0:  # fade in over the overlap with the previous window
+            overlap = offsets[i - 1] + len(pieces[i - 1]) - offset
+            if overlap > 0:
+                ramp[:overlap] = np.linspace(0, 1, overlap + 2, dtype=np.float32)[1:-1]
+        if i + 1 < len(pieces):
+            overlap = offset + len(piece) - offsets[i + 1]
+            if overlap > 0:
+                ramp[len(piece) - overlap:] *= np.linspace(1, 0, overlap + 2, dtype=np.float32)[1:-1]
+        end = min(total, offset + len(piece))
+        out[offset:end] += (piece * ramp)[: end - offset]
+        weight[offset:end] += ramp[: end - offset]
+    return out / np.maximum(weight, 1e-6)

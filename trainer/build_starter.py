@@ -1,0 +1,244 @@
+"""The one command that rebuilds the embedded starter model from nothing (issue 6):
+
+    python -m trainer.build_starter all --out runs/starter
+
+Stages (each resumable; `all` runs them in order, the vocoder beside the network's training):
+  data        synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
+  vae         the starter codec's VAE on 600 train clips
+  cache       latents (VAE posterior) and starter features of every train scene
+  fit         the `starter` network with the `starter` recipe on the cache
+  vocoder     the starter codec's BigVGAN vocoder (independent of the VAE)
+  classifier  the evaluator's audio classifier on 1500 train clips (trainer/assets)
+  export      the bundle: EMA network + codec + starter encoders + defaults
+  demo        the demo clip (engine/assets/demo)
+Every stage uses one thread per process (two processes where it parallelises), as on the 2-core
+CPU the model card reports.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+WORKERS = 2
+TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
+VAE = dict(steps=2500, files=600, batch=16, segment=16384, lr=1e-3)
+VOCODER = dict(steps=3000, files=600, batch=8, segment=8192, lr=5e-4)
+CLASSIFIER = dict(files=1500, steps=1500)
+ENCODER_SEED = 20251123
+
+
+def _log(stage: str, text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {stage}: {text}", flush=True)
+
+
+def _write_range(args) -> None:
+    torch.set_num_threads(1)
+    from trainer.synth.writer import write_split
+    out, namespace, first, count = args
+    write_split(out, namespace, count, first=first)
+
+
+def stage_data(out: Path) -> None:
+    jobs = []
+    per = TRAIN_SCENES // WORKERS
+    for w in range(WORKERS):
+        jobs.append((out / "synth" / "train", "train", w * per, per))
+    jobs.append((out / "synth" / "validation", "validation", 0, VALIDATION_SCENES))
+    with mp.get_context("spawn").Pool(WORKERS) as pool:
+        pool.map(_write_range, jobs)
+    _log("data", f"{TRAIN_SCENES} train + {VALIDATION_SCENES} validation scenes in {out / 'synth'}")
+
+
+def _codec_part(out: Path, part: str, settings: dict) -> None:
+    torch.set_num_threads(1)
+    from trainer.codec_fit import fit_codec, load_waves
+    paths = sorted((out / "synth" / "train" / "audio").glob("*.wav"))[:settings["files"]]
+    waves = load_waves(paths, 16000, 4.0)
+    start = time.time()
+
+    def progress(step, total, logs):
+        if step % 100 == 0 or step == total:
+            _log(part, f"{step}/{total} {time.time() - start:.0f}s "
+                       + " ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+    fit_codec(waves, out / "codec" / "codec.safetensors", part=part, steps=settings["steps"],
+              batch=settings["batch"], segment=settings["segment"], lr=settings["lr"],
+              resume=True, progress=progress)
+
+
+def _load_codec(out: Path):
+    from safetensors.torch import load_file
+
+    from engine.codec.starter import StarterCodec
+    codec = StarterCodec()
+    codec.load_state_dict(load_file(str(out / "codec" / "codec.safetensors")))
+    return codec.eval()
+
+
+def _cache_part(args) -> None:
+    torch.set_num_threads(1)
+    from engine.features.starter import StarterEncoder
+    from trainer.cache import build_cache
+    from trainer.data import scan_library
+    out, part = args
+    report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
+    report.items = report.items[part::WORKERS]
+    summary = build_cache(report, out / "cache" / f"part-{part}", codec=_load_codec(out),
+                          encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000,
+                          files_per_shard=32)
+    _log("cache", f"part {part}: {summary.windows} windows")
+
+
+def stage_cache(out: Path) -> None:
+    from safetensors.torch import save_file
+
+    from trainer.cache import STATS_FILE, load_shards
+    with mp.get_context("spawn").Pool(WORKERS) as pool:
+        pool.map(_cache_part, [(out, p) for p in range(WORKERS)])
+    means = torch.cat([s["latent_mean"] for p in range(WORKERS)
+                       for s in load_shards(out / "cache" / f"part-{p}")])
+    flat = means.transpose(0, 1).reshape(means.shape[1], -1)
+    save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
+              str(out / "cache" / STATS_FILE))
+
+
+def cached_shards(out: Path) -> list[dict]:
+    from trainer.cache import load_shards
+    return [s for p in range(WORKERS) for s in load_shards(out / "cache" / f"part-{p}")]
+
+
+def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
+              max_steps: int | None = None, overrides: dict | None = None) -> None:
+    import dataclasses
+
+    from trainer.export import new_network
+    from trainer.loop import train
+    from trainer.recipe import load_recipe
+    torch.set_num_threads(1)
+    recipe = load_recipe(recipe_name)
+    if overrides:
+        recipe = dataclasses.replace(recipe, **overrides)
+    torch.manual_seed(recipe.seed)
+    network = new_network("starter", out / "cache")
+    start = time.time()
+
+    def progress(step, total, loss):
+        if step % 50 == 0 or step == total:
+            _log("fit", f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
+    result = train(network, cached_shards(out), recipe, out / run_name / "checkpoints",
+                   resume=True, max_steps=max_steps, progress=progress,
+                   log_dir=out / run_name / "tensorboard")
+    (out / run_name / "run.json").write_text(json.dumps(
+        {"recipe": dataclasses.asdict(recipe), "steps": result.step, "status": result.status},
+        indent=2, default=str))
+    _log("fit", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
+
+
+def stage_classifier(out: Path, target: Path) -> None:
+    from trainer.classifier import save_classifier, train_classifier
+    from trainer.codec_fit import load_waves
+    from trainer.synth.scene import CLASS_NAMES
+    from trainer.synth.writer import load_events
+    torch.set_num_threads(WORKERS)
+    events = sorted((out / "synth" / "train" / "events").glob("*.json"))[:CLASSIFIER["files"]]
+    labels = torch.tensor([CLASS_NAMES.index(load_events(p)["sound_class"]) for p in events])
+    waves = load_waves([out / "synth" / "train" / "audio" / f"{p.stem}.wav" for p in events],
+                       16000, 4.0)
+    model = train_classifier(waves, labels, CLASS_NAMES, steps=CLASSIFIER["steps"],
+                             progress=lambda s, n, loss: s % 250 == 0 and _log(
+                                 "classifier", f"{s}/{n} loss {loss:.4f}"))
+    save_classifier(model, target, provenance={"data": f"{len(events)} synth train scenes",
+                                               "steps": CLASSIFIER["steps"]})
+    _log("classifier", f"saved {target}")
+
+
+def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: dict | None = None,
+                 card_metrics: dict | None = None) -> Path:
+    from safetensors.torch import load_file
+
+    from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
+    from trainer.checkpoint import latest_checkpoint
+    from trainer.export import export_checkpoint
+    checkpoint = latest_checkpoint(out / run_name / "checkpoints")
+    codec_desc, encoder_desc = starter_descriptors(ENCODER_SEED)
+    if target.exists():
+        shutil.rmtree(target)
+    path = export_checkpoint(
+        checkpoint, target, preset="starter",
+        data_summary={"scenes": TRAIN_SCENES, "namespace": "train", "seconds": 4.0},
+        codec=codec_desc, encoders=encoder_desc, licence="MF-MJT starter model licence (ours)",
+        extra_files={STARTER_CODEC_FILE: load_file(str(out / "codec" / "codec.safetensors"))},
+        defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
+        provenance_extra={"command": "python -m trainer.build_starter all"})
+    _log("export", f"bundle {path}")
+    return path
+
+
+DEMO_SCENE = dict(seed=19, namespace="demo", duration=6.0, sound_class="metal")
+
+
+def stage_demo(target_dir: Path) -> None:
+    """The demo clip shipped in engine/assets/demo: an unseen 6 s scene (longer than the 4 s
+    training window, so the demo also exercises windowing), picture only, with its events and
+    the synthesised reference sound beside it."""
+    import json as _json
+
+    from trainer.synth.audio import synthesize
+    from trainer.synth.scene import sample_scene
+    from trainer.synth.writer import write_mp4, write_wav
+    scene = sample_scene(**DEMO_SCENE)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    write_mp4(target_dir / "demo.mp4", scene, None)
+    write_wav(target_dir / "demo_reference.wav", synthesize(scene))
+    (target_dir / "demo.json").write_text(_json.dumps(scene.to_json(), indent=1) + "\n")
+    _log("demo", f"{scene.sound_class} scene, events {scene.events} -> {target_dir}")
+
+
+def main(argv=None) -> int:
+    from engine.paths import starter_bundle_dir
+    from trainer.classifier import CLASSIFIER_PATH
+    parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["all", "data", "vae", "cache", "fit", "vocoder",
+                                          "classifier", "export", "demo"])
+    parser.add_argument("--out", type=Path, default=Path("runs/starter"))
+    parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
+                        help="where `export` writes the bundle (default: the shipped one)")
+    parser.add_argument("--max-steps", type=int, default=None)
+    args = parser.parse_args(argv)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    stage = args.stage
+    if stage in ("all", "data"):
+        stage_data(out)
+    if stage in ("all", "vae"):
+        _codec_part(out, "vae", VAE)
+    if stage in ("all", "cache"):
+        stage_cache(out)
+    vocoder = None
+    if stage == "all":  # the vocoder trains beside the network, one core each
+        vocoder = mp.get_context("spawn").Process(target=_codec_part, args=(out, "vocoder", VOCODER))
+        vocoder.start()
+    if stage in ("all", "fit"):
+        stage_fit(out, max_steps=args.max_steps)
+    if stage == "vocoder":
+        _codec_part(out, "vocoder", VOCODER)
+    if vocoder is not None:
+        vocoder.join()
+    if stage in ("all", "classifier"):
+        stage_classifier(out, CLASSIFIER_PATH)
+    if stage in ("all", "export"):
+        stage_export(out, args.bundle)
+    if stage in ("all", "demo"):
+        stage_demo(args.bundle.parent / "demo")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

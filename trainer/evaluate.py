@@ -1,0 +1,162 @@
+"""Measuring what matters on synth scenes the model never saw (issue 6 §2).
+
+Scenes come from `sample_scene(i, namespace=f"eval:{seed}")`, a namespace training never uses, so
+any seed gives unseen scenes. Each is written as a real MP4 and goes through the product's path
+(decode -> starter features -> network -> codec). Against each scene's event list: onset
+precision / recall / F1 within ±50 ms and the mean absolute onset offset (our DeSync analogue);
+the evaluator classifier's accuracy on the generated audio; the Fréchet distance between the
+classifier embeddings of generated and real audio; clipping and loudness. The same numbers for the
+real audio are reported as the ceiling.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pyloudnorm
+import torch
+from scipy import linalg
+
+from engine.features.base import VideoFeatures
+from trainer.classifier import AudioClassifier
+from trainer.data.windows import decode_audio
+from trainer.onsets import THRESHOLD, detect_onsets, f1_of, match_onsets
+from trainer.synth.scene import CLASS_NAMES, Scene, sample_scene
+from trainer.synth.writer import write_scene
+
+BATCH = 16
+CLIP_LEVEL = 0.999
+
+
+@dataclass
+class SceneSet:
+    scenes: list[Scene]
+    features: list[VideoFeatures]
+    reference: torch.Tensor  # (N, samples) real audio at 16 kHz
+    seed: int
+
+
+def prepare_scenes(pipeline, *, count: int, seed: int, workdir: Optional[Path] = None,
+                   progress: Optional[Callable[[int, int], None]] = None) -> SceneSet:
+    """Write `count` unseen scenes as MP4 + WAV and encode their pictures with the bundle's
+    encoders (through the media decoder, like any user movie)."""
+    scenes = [sample_scene(i, namespace=f"eval:{seed}") for i in range(count)]
+    features, reference = [], []
+    with tempfile.TemporaryDirectory(prefix="mfmjt-eval-") as tmp:
+        root = Path(workdir) if workdir is not None else Path(tmp)
+        for i, scene in enumerate(scenes):
+            paths = write_scene(scene, root)
+            features.append(pipeline.video_features(paths["video"], Fraction(0),
+                                                    Fraction(scene.duration)))
+            audio = decode_audio(paths["audio"], pipeline.sample_rate)
+            reference.append(torch.from_numpy(audio[: round(scene.duration * pipeline.sample_rate)]))
+            if progress is not None:
+                progress(i + 1, count)
+    return SceneSet(scenes=scenes, features=features, reference=torch.stack(reference), seed=seed)
+
+
+def generate_set(pipeline, scene_set: SceneSet, settings: dict, *, shuffle_video: bool = False,
+                 with_caption: bool = False) -> tuple[torch.Tensor, float]:
+    """(N, samples) generated audio, one take per scene (noise from the scene index), and the
+    median seconds per scene of network + codec time."""
+    features = list(scene_set.features)
+    if shuffle_video:  # the control: every scene gets another scene's picture
+        features = features[1:] + features[:1]
+    empty = pipeline.encoder.encode_text([""])
+    outputs, seconds = [], []
+    length = pipeline.network.config.lengths(scene_set.scenes[0].duration).latent
+    for first in range(0, len(features), BATCH):
+        chunk = range(first, min(first + BATCH, len(features)))
+        noise = torch.cat([pipeline.noise(scene_set.seed * 7919 + i, 0, length) for i in chunk])
+        text = pipeline.encoder.encode_text([scene_set.scenes[i].caption for i in chunk]) \
+            if with_caption else empty
+        start = time.perf_counter()
+        if with_caption:
+            latents = torch.cat([pipeline.sample_latents([features[i]], text[j:j + 1], None,
+                                                         noise[j:j + 1], settings)
+                                 for j, i in enumerate(chunk)])
+        else:
+            latents = pipeline.sample_latents([features[i] for i in chunk], text, None, noise,
+                                              settings)
+        audio = pipeline.decode(latents)
+        seconds.append((time.perf_counter() - start) / len(chunk))
+        outputs.append(audio[:, : scene_set.reference.shape[1]])
+    return torch.cat(outputs), float(np.median(seconds))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two embedding sets (N, D)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = np.real(root)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+
+
+def audio_metrics(audio: torch.Tensor, scene_set: SceneSet, classifier: AudioClassifier, *,
+                  sample_rate: int, threshold: float = THRESHOLD) -> dict:
+    """Every metric of one set of takes (N, samples) against the scenes."""
+    scores, per_class = [], defaultdict(list)
+    for wave, scene in zip(audio.numpy(), scene_set.scenes):
+        score = match_onsets(scene.events, detect_onsets(wave, sample_rate, threshold=threshold))
+        scores.append(score)
+        per_class[scene.sound_class].append(score)
+    precision, recall, f1 = f1_of(scores)
+    offsets = np.abs(np.concatenate([s.offsets for s in scores])) if any(s.offsets for s in scores) \
+        else np.array([np.nan])
+    labels = torch.tensor([s.class_index for s in scene_set.scenes])
+    predicted, embedding = classifier.predict(audio)
+    _, reference_embedding = classifier.predict(scene_set.reference)
+    meter = pyloudnorm.Meter(sample_rate)
+    loudness = [meter.integrated_loudness(w.astype(np.float64)) for w in audio.numpy()]
+    loudness = [v for v in loudness if np.isfinite(v)]
+    correct = (predicted == labels)
+    return {
+        "onset_f1": f1, "onset_precision": precision, "onset_recall": recall,
+        "onset_offset_ms": float(np.mean(offsets) * 1000),
+        "class_accuracy": float(correct.float().mean()),
+        "frechet_distance": frechet_distance(embedding.numpy(), reference_embedding.numpy()),
+        "clipping_fraction": float((audio.abs() >= CLIP_LEVEL).float().mean()),
+        "loudness_lufs_mean": float(np.mean(loudness)) if loudness else float("-inf"),
+        "silent_takes": len(audio) - len(loudness),
+        "per_class": {name: {"onset_f1": round(f1_of(per_class[name])[2], 4),
+                             "class_accuracy": round(float(correct[labels == i].float().mean()), 4)}
+                      for i, name in enumerate(CLASS_NAMES) if per_class[name]},
+    }
+
+
+def evaluate(pipeline, classifier: AudioClassifier, *, scenes: int, seed: int, settings: dict,
+             shuffle_video: bool = False, with_caption: bool = False,
+             scene_set: Optional[SceneSet] = None,
+             progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    scene_set = scene_set or prepare_scenes(pipeline, count=scenes, seed=seed, progress=progress)
+    audio, seconds = generate_set(pipeline, scene_set, settings, shuffle_video=shuffle_video,
+                                  with_caption=with_caption)
+    metrics = audio_metrics(audio, scene_set, classifier, sample_rate=pipeline.sample_rate)
+    real = audio_metrics(scene_set.reference, scene_set, classifier,
+                         sample_rate=pipeline.sample_rate)
+    metrics.update({
+        "scenes": len(scene_set.scenes), "seed": seed, "settings": settings,
+        "shuffle_video": shuffle_video, "with_caption": with_caption,
+        "seconds_per_scene": seconds,
+        "real_audio": {k: real[k] for k in ("onset_f1", "onset_offset_ms", "class_accuracy",
+                                            "frechet_distance")},
+    })
+    return metrics
+
+
+def threshold_sensitivity(audio: torch.Tensor, scene_set: SceneSet, sample_rate: int,
+                          factors=(0.25, 0.5, 1.0, 2.0, 4.0)) -> dict[str, float]:
+    """Onset F1 of the same takes with the detector threshold scaled (MODEL.md §2 lesson)."""
+    out = {}
+    for factor in factors:
+        scores = [match_onsets(s.events, detect_onsets(w, sample_rate, threshold=THRESHOLD * factor))
+                  for w, s in zip(audio.numpy(), scene_set.scenes)]
+        out[f"x{factor:g}"] = round(f1_of(scores)[2], 4)
+    return out
