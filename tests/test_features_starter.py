@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from engine.features import StarterEncoder, sync_segment_starts
+from engine.features.starter import compress_motion, token_frames
 from engine.media import decode_frames
 from engine.model import build_network
 from tests.media_factory import make_video
@@ -44,20 +45,37 @@ def test_deterministic_and_versioned(encoder):
     assert StarterEncoder(seed=1).version != encoder.version
 
 
-def test_motion_features_mark_flashes_at_the_right_tokens(encoder):
-    frames = flash_frames(flashes=(10, 30))
-    sync = encoder.encode_video(frames[::3], frames).sync  # (segments * 8, 72)
-    starts = sync_segment_starts(len(frames))
-    assert starts == [0, 8, 16, 24, 32]
-    onset_column = encoder.sync_dim // 2 - 1  # positive change of the global difference, frame 1 of 2
-    # token j of segment s covers frames s*8 + 2j, s*8 + 2j + 1; frame 10 is segment 0 token 5
-    # (first frame of the pair) and segment 1 token 1
-    per_token = sync.view(len(starts), 8, 2, -1)
-    onsets = per_token[..., onset_column]  # (segments, 8 tokens, 2 frames)
-    hits = {(s, t, f) for s, t, f in torch.nonzero(onsets > 0.5).tolist()}
-    assert (0, 5, 0) in hits and (1, 1, 0) in hits  # frame 10
-    assert (2, 7, 0) in hits and (3, 3, 0) in hits  # frame 30
-    assert all(starts[s] + 2 * t + f in (10, 30) for s, t, f in hits)
+def test_motion_tokens_mark_flashes_at_their_own_time(encoder):
+    frames = flash_frames(flashes=(10, 30))  # 48 frames at 25 fps: 5 segments, 40 tokens
+    sync = encoder.encode_video(frames[::3], frames).sync
+    assert sync.shape == (40, encoder.sync_dim)
+    onset_column = encoder.sync_dim // 2 - 1  # positive change of the global difference
+    # token m joins the two frames around (m + 0.5) * 48 / 40 - 0.5: frame 10 is the first
+    # frame of token 8 (centre 9.1 -> frames 9, 10) ... so the flash lands where the network's
+    # even stretch of tokens onto the audio puts 10 / 25 s
+    first, second = sync[:, onset_column], sync[:, -1]
+    hits = sorted(set(torch.nonzero(first > 0.5).flatten().tolist())
+                  | set(torch.nonzero(second > 0.5).flatten().tolist()))
+    times = [(m + 0.5) * 48 / 40 / 25 for m in hits]
+    assert hits and all(min(abs(t - 10 / 25), abs(t - 30 / 25)) <= 1.5 / 25 for t in times)
+    assert any(abs(t - 10 / 25) <= 1.5 / 25 for t in times)
+    assert any(abs(t - 30 / 25) <= 1.5 / 25 for t in times)
+    assert sync.abs().max() <= 1.0  # log-compressed
+
+
+def test_token_frames_spread_tokens_evenly():
+    motion = np.arange(10, dtype=np.float32)[:, None].repeat(36, axis=1)
+    tokens = token_frames(motion, 5)  # 2 frames per token: (0, 1), (2, 3), ...
+    assert tokens[:, 0].tolist() == [0, 2, 4, 6, 8] and tokens[:, 36].tolist() == [1, 3, 5, 7, 9]
+    more = token_frames(motion, 20)  # more tokens than frames: each frame pair repeats
+    assert more[0, 0] == 0 and more[-1, 36] == 9 and np.all(np.diff(more[:, 0]) >= 0)
+
+
+def test_motion_compression_keeps_sign_order_and_zero():
+    raw = np.array([-0.5, -0.01, 0.0, 0.003, 0.03, 0.5, 5.0], np.float32)
+    out = compress_motion(raw)
+    assert out[2] == 0 and np.all(np.diff(out) > 0) and out[0] == -out[5]
+    assert out[4] == pytest.approx(np.log1p(6) / np.log1p(200), rel=1e-5)
 
 
 def test_appearance_tells_colours_apart(encoder):
@@ -105,9 +123,15 @@ def test_flashes_in_a_real_video_land_on_their_sync_tokens(encoder, tmp_path):
     clip, sync = decode_frames(path, 0, 2)
     feats = encoder.encode_video(clip, sync)
     onset_column = encoder.sync_dim // 2 - 1
-    per_frame = feats.sync.view(-1, 8, 2, encoder.sync_dim // 2)[..., onset_column]
-    starts = sync_segment_starts(len(sync))
-    hit_frames = {starts[s] + 2 * t + f for s, t, f in torch.nonzero(per_frame > 0.5).tolist()}
+    half = encoder.sync_dim // 2
+    tokens = feats.sync.shape[0]
+    assert tokens == len(sync_segment_starts(len(sync))) * 8
+    centre = (np.arange(tokens) + 0.5) * len(sync) / tokens - 0.5
+    first = np.clip(np.floor(centre).astype(int), 0, len(sync) - 1)
+    second = np.clip(first + 1, 0, len(sync) - 1)
+    hit_frames = {int(first[m]) for m in torch.nonzero(feats.sync[:, onset_column] > 0.5).flatten()}
+    hit_frames |= {int(second[m]) for m in
+                   torch.nonzero(feats.sync[:, half + onset_column] > 0.5).flatten()}
     # sample k shows the first frame at/after k / 25, so flash frame j (at time j / rate) is shown
     # by the last 25 fps target at or before its time: floor(j / rate * 25)
     expected = {int(Fraction(j) / rate * 25) for j in flash_frames_src}

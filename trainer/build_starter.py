@@ -11,6 +11,7 @@ Stages (each resumable; `all` runs them in order, the vocoder beside the network
   classifier  the evaluator's audio classifier on 1500 train clips (trainer/assets)
   export      the bundle: EMA network + codec + starter encoders + defaults
   demo        the demo clip (engine/assets/demo)
+  ablation    short runs for the r != t ratio experiment (model card, table c)
 Every stage uses one thread per process (two processes where it parallelises), as on the 2-core
 CPU the model card reports.
 """
@@ -31,6 +32,7 @@ TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 VAE = dict(steps=2500, files=600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=3000, files=600, batch=8, segment=8192, lr=5e-4)
 CLASSIFIER = dict(files=1500, steps=1500)
+ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=1000)  # paper Fig. 4 at our scale: short runs
 ENCODER_SEED = 20251123
 
 
@@ -150,10 +152,16 @@ def stage_classifier(out: Path, target: Path) -> None:
     labels = torch.tensor([CLASS_NAMES.index(load_events(p)["sound_class"]) for p in events])
     waves = load_waves([out / "synth" / "train" / "audio" / f"{p.stem}.wav" for p in events],
                        16000, 4.0)
+    codec = _load_codec(out)
+    with torch.no_grad():  # the codec's round trip, mel to mel (the VAE is what loses detail)
+        coded = torch.cat([codec.vae.decode(codec.vae.encode(codec.mel(w)).mean)
+                           for w in waves.split(64)])
     model = train_classifier(waves, labels, CLASS_NAMES, steps=CLASSIFIER["steps"],
+                             coded_mels=coded,
                              progress=lambda s, n, loss: s % 250 == 0 and _log(
                                  "classifier", f"{s}/{n} loss {loss:.4f}"))
-    save_classifier(model, target, provenance={"data": f"{len(events)} synth train scenes",
+    save_classifier(model, target, provenance={"data": f"{len(events)} synth train scenes, "
+                                                       f"real and through the starter VAE",
                                                "steps": CLASSIFIER["steps"]})
     _log("classifier", f"saved {target}")
 
@@ -200,13 +208,24 @@ def stage_demo(target_dir: Path) -> None:
     _log("demo", f"{scene.sound_class} scene, events {scene.events} -> {target_dir}")
 
 
+def stage_ablation(out: Path) -> None:
+    """Short runs with r != t for 10 / 30 / 60 % of the pairs, otherwise the starter recipe,
+    each exported as a bundle out/ablation-<percent> for trainer.experiments."""
+    for ratio in ABLATION["ratios"]:
+        name = f"ratio-{round(ratio * 100)}"
+        stage_fit(out, run_name=name, max_steps=ABLATION["steps"],
+                  overrides={"mean_ratio": ratio, "steps": ABLATION["steps"],
+                             "decay_steps": (round(0.8 * ABLATION["steps"]),)})
+        stage_export(out, out / f"ablation-{round(ratio * 100)}", run_name=name)
+
+
 def main(argv=None) -> int:
     from engine.paths import starter_bundle_dir
     from trainer.classifier import CLASSIFIER_PATH
     parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["all", "data", "vae", "cache", "fit", "vocoder",
-                                          "classifier", "export", "demo"])
+                                          "classifier", "export", "demo", "ablation"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
     parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
                         help="where `export` writes the bundle (default: the shipped one)")
@@ -235,6 +254,8 @@ def main(argv=None) -> int:
         stage_classifier(out, CLASSIFIER_PATH)
     if stage in ("all", "export"):
         stage_export(out, args.bundle)
+    if stage in ("all", "ablation"):
+        stage_ablation(out)
     if stage in ("all", "demo"):
         stage_demo(args.bundle.parent / "demo")
     return 0

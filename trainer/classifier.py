@@ -76,8 +76,12 @@ def _smear(mel: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def train_classifier(waves: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], *,
                      steps: int = 1500, batch: int = 32, lr: float = 2e-3, seed: int = 0,
+                     coded_mels: Optional[torch.Tensor] = None,
                      progress: Optional[Callable[[int, int, float], None]] = None
                      ) -> AudioClassifier:
+    """`coded_mels`: the same clips' log-mels after a codec round trip (N, 80, frames); half of
+    each batch then comes from them, so the classifier judges the class of a sound rather than
+    the fine noise texture a latent codec cannot keep."""
     torch.manual_seed(seed)
     model = AudioClassifier(classes)
     gen = torch.Generator().manual_seed(seed)
@@ -86,7 +90,12 @@ def train_classifier(waves: torch.Tensor, labels: torch.Tensor, classes: tuple[s
     model.train()
     for step in range(steps):
         idx = torch.randint(0, waves.shape[0], (batch,), generator=gen)
-        mel = _smear(model.mel(_augment(waves[idx], gen)), gen)
+        mel = model.mel(_augment(waves[idx], gen))
+        if coded_mels is not None:
+            coded = coded_mels[idx][..., : mel.shape[-1]]
+            pick = (torch.rand(batch, 1, 1, generator=gen) < 0.5).float()
+            mel = pick * coded + (1 - pick) * mel
+        mel = _smear(mel, gen)
         logits = model.head(torch.nn.functional.gelu(model.embedding_from_mel(mel)))
         loss = torch.nn.functional.cross_entropy(logits, labels[idx])
         optimizer.zero_grad(set_to_none=True)

@@ -3,7 +3,8 @@
 - appearance (8 fps): mean colour on a 4 x 4 grid (48) + a 16-bin hue histogram = 64 dims;
 - motion / onsets (25 fps): per frame, absolute frame difference and Farneback optical-flow
   energy on a 4 x 4 grid, mean flow, global difference and its positive change (onsets) = 36
-  dims; each sync token joins two consecutive frames (Synchformer's 16 frames -> 8 tokens), 72 dims;
+  dims, log-compressed to about [-1, 1]; as many sync tokens as Synchformer gives (8 per
+  16-frame segment, stride 8), each joining the two frames at its own evenly spread time, 72 dims;
 - text: the CLIP BPE tokenizer (bundled with open_clip, offline) through a fixed seeded embedding
   table plus sinusoidal positions, each token L2-normalised (like CLIP's token features).
 """
@@ -15,14 +16,15 @@ import cv2
 import numpy as np
 import torch
 
-from engine.features.base import (SYNC_SEGMENT_FRAMES, SYNC_TOKENS_PER_SEGMENT, FeatureEncoder,
+from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder,
                                   VideoFeatures, sync_segment_starts)
 from engine.media.decode import CLIP_FRAMES, SYNC_FRAMES
 
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 GRID = 4
 FLOW_SIZE = 64  # optical flow on a 64 x 64 grey image: coarse and fast
 HUE_BINS = 16
+MOTION_GAIN = 200.0  # raw motion values are ~0.003-0.05; see compress_motion
 VOCAB_SIZE = 49408  # CLIP BPE vocabulary
 
 
@@ -68,6 +70,28 @@ def motion_features(frames: np.ndarray) -> np.ndarray:
     return per_frame
 
 
+def compress_motion(values: np.ndarray) -> np.ndarray:
+    """Signed log compression to about [-1, 1]: raw differences and flows are tiny (std ~0.02),
+    which a freshly initialised input projection would pass on as a near-zero condition; this
+    keeps zero at zero and the order of values, and spreads small motions (0.003 -> 0.09,
+    0.03 -> 0.37, 0.5 -> 0.87)."""
+    return (np.sign(values) * np.log1p(MOTION_GAIN * np.abs(values))
+            / np.log1p(MOTION_GAIN)).astype(np.float32)
+
+
+def token_frames(motion: np.ndarray, tokens: int) -> np.ndarray:
+    """(frames, 36) -> (tokens, 72): token m joins the two frames around the time m stands for
+    when the tokens are spread evenly over the range, (m + 0.5) / tokens of it. The network
+    stretches sync tokens evenly onto the audio latents (nearest-exact interpolation), so this
+    puts each latent beside the motion at its own time; Synchformer's overlapping segment layout
+    would put it up to a quarter of a second away."""
+    frames = len(motion)
+    centre = (np.arange(tokens) + 0.5) * frames / tokens - 0.5
+    first = np.clip(np.floor(centre).astype(int), 0, frames - 1)
+    second = np.clip(first + 1, 0, frames - 1)
+    return np.concatenate([motion[first], motion[second]], axis=1).astype(np.float32)
+
+
 def _sinusoid_positions(length: int, dim: int) -> np.ndarray:
     pos = np.arange(length)[:, None]
     freqs = np.exp(-math.log(10000.0) * np.arange(0, dim, 2) / dim)[None]
@@ -103,12 +127,9 @@ class StarterEncoder(FeatureEncoder):
 
     def encode_video(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
         clip = torch.from_numpy(appearance_features(clip_frames))
-        motion = motion_features(sync_frames)
-        tokens = []
-        for start in sync_segment_starts(len(sync_frames)):
-            segment = motion[start:start + SYNC_SEGMENT_FRAMES]
-            tokens.append(segment.reshape(SYNC_TOKENS_PER_SEGMENT, -1))  # 2 frames per token
-        sync = torch.from_numpy(np.concatenate(tokens).astype(np.float32))
+        motion = compress_motion(motion_features(sync_frames))
+        tokens = len(sync_segment_starts(len(sync_frames))) * SYNC_TOKENS_PER_SEGMENT
+        sync = torch.from_numpy(token_frames(motion, tokens))
         return VideoFeatures(clip=clip, sync=sync)
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

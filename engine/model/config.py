@@ -125,7 +125,7 @@ PRESETS: dict[str, NetworkConfig] = {
                                   fused_depth=14, v2=True, **_AUDIO_44K),
     # the embedded starter model: starter encoders (engine/features/starter.py), the starter codec
     # (8 latent channels at 31.25 tokens/s), trained on 4 s synth scenes (trainer/synth)
-    "starter": NetworkConfig(latent_dim=8, hidden_dim=128, num_heads=4, depth=6, fused_depth=3,
+    "starter": NetworkConfig(latent_dim=8, hidden_dim=96, num_heads=3, depth=4, fused_depth=2,
                              clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16,
                              training_duration=4.0, **_AUDIO_16K),
 }

@@ -1,0 +1,59 @@
+"""Evaluation pieces: the Fréchet distance, the classifier file, metrics on real audio."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.classifier import AudioClassifier, load_classifier, save_classifier, train_classifier
+from trainer.evaluate import SceneSet, audio_metrics, frechet_distance
+from trainer.synth.audio import synthesize
+from trainer.synth.scene import CLASS_NAMES, sample_scene
+
+
+def test_frechet_distance_is_zero_for_equal_sets_and_the_squared_mean_shift_otherwise():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 4))
+    a -= a.mean(axis=0)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([3.0, 0.0, -1.0, 0.0])
+    assert frechet_distance(a, a + shift) == pytest.approx(10.0, rel=1e-6)
+    wider = frechet_distance(a, 2 * a)  # same mean, doubled spread: trace term (2 - 1)^2 per dim
+    assert wider == pytest.approx(np.trace(np.cov(a, rowvar=False)), rel=1e-6)
+
+
+def test_classifier_round_trips_through_its_file(tmp_path):
+    torch.manual_seed(0)
+    model = AudioClassifier(("a", "b", "c")).eval()
+    path = save_classifier(model, tmp_path / "c.safetensors", provenance={"steps": 0})
+    again = load_classifier(path)
+    wave = torch.randn(2, 16000) * 0.1
+    assert again.classes == ("a", "b", "c")
+    assert torch.equal(model(wave), again(wave))
+    with pytest.raises(FileNotFoundError, match="classifier is missing"):
+        load_classifier(tmp_path / "none.safetensors")
+
+
+def test_a_briefly_trained_classifier_separates_two_classes():
+    scenes = [sample_scene(i, sound_class=c) for i in range(12) for c in ("metal", "clap")]
+    waves = torch.from_numpy(np.stack([synthesize(s) for s in scenes]))
+    labels = torch.tensor([0 if s.sound_class == "metal" else 1 for s in scenes])
+    model = train_classifier(waves, labels, ("metal", "clap"), steps=60, batch=8)
+    held_out = [sample_scene(100 + i, sound_class=c) for i in range(4) for c in ("metal", "clap")]
+    predicted, embedding = model.predict(torch.from_numpy(np.stack([synthesize(s) for s in held_out])))
+    assert predicted.tolist() == [0, 1] * 4
+    assert embedding.shape == (8, 64)
+
+
+def test_real_audio_scores_perfect_onsets_and_a_shifted_copy_does_not():
+    scenes = [sample_scene(i, namespace="eval:test") for i in range(6)]
+    reference = torch.from_numpy(np.stack([synthesize(s) for s in scenes]))
+    scene_set = SceneSet(scenes=scenes, features=[], reference=reference, seed=0)
+    classifier = AudioClassifier(CLASS_NAMES).eval()
+    real = audio_metrics(reference, scene_set, classifier, sample_rate=16000)
+    assert real["onset_f1"] == 1.0 and real["onset_offset_ms"] < 20
+    assert real["frechet_distance"] == pytest.approx(0.0, abs=1e-3)
+    late = torch.roll(reference, 1600, dims=1)  # 100 ms late: every onset misses the ±50 ms
+    shifted = audio_metrics(late, scene_set, classifier, sample_rate=16000)
+    assert shifted["onset_f1"] == 0.0
+    assert 0 <= shifted["clipping_fraction"] < 1e-3 and shifted["loudness_lufs_mean"] < 0

@@ -1,0 +1,135 @@
+"""FoleyPipeline and take delivery on a small bundle with the starter stack (random weights)."""
+from __future__ import annotations
+
+import hashlib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from engine.bundles import save_bundle
+from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
+from engine.cancel import Cancelled
+from engine.codec.starter import StarterCodec
+from engine.deliver import write_takes
+from engine.media.bwf import OUTPUT_RATE, frame_exact_length, read_bwf
+from engine.media.decode import probe
+from engine.media.errors import MediaError
+from engine.model import build_network
+from engine.pipeline import FoleyPipeline, GenerateRequest, crossfade, window_starts
+from tests.conftest import randomize
+from trainer.synth.scene import sample_scene
+from trainer.synth.writer import write_scene
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    network = randomize(build_network("tiny", clip_dim=64, sync_dim=72, text_dim=64,
+                                      text_seq_len=16, training_duration=2.0), keep_delta_zero=False)
+    codec, encoders = starter_descriptors(20251123)
+    torch.manual_seed(1)
+    state = StarterCodec().state_dict()
+    return save_bundle(tmp_path_factory.mktemp("b") / "small", network, preset="tiny",
+                       codec=codec, encoders=encoders, extra={STARTER_CODEC_FILE: state},
+                       defaults={"guidance": 2.0, "mode": "scaled", "steps": 1})
+
+
+@pytest.fixture(scope="module")
+def pipeline(bundle):
+    return FoleyPipeline(bundle)
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    scene = sample_scene(2, namespace="test", duration=3.0, sound_class="clap")
+    return write_scene(scene, tmp_path_factory.mktemp("m"))["video"]
+
+
+def digest(audio: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(audio, np.float32).tobytes()).hexdigest()
+
+
+def test_window_starts_cover_the_range_and_end_at_its_end():
+    assert window_starts(1.5, 2.0) == [0.0]
+    assert window_starts(2.0, 2.0) == [0.0]
+    assert window_starts(3.0, 2.0) == [0.0, 1.0]
+    starts = window_starts(7.3, 2.0, overlap=0.5)
+    assert starts[0] == 0.0 and starts[-1] == pytest.approx(5.3)
+    assert all(b - a <= 1.5 + 1e-9 for a, b in zip(starts, starts[1:]))
+
+
+def test_crossfade_keeps_levels_and_length():
+    pieces = [np.full(100, 0.5, np.float32), np.full(100, 0.5, np.float32)]
+    out = crossfade(pieces, [0, 60], 160)
+    assert out.shape == (160,) and np.allclose(out, 0.5)
+    ramp = crossfade([np.zeros(100, np.float32), np.ones(100, np.float32)], [0, 60], 160)
+    assert ramp[0] == 0 and ramp[-1] == 1 and np.all(np.diff(ramp) >= -1e-7)
+
+
+def test_bundle_defaults_apply_unless_the_request_overrides(pipeline):
+    assert pipeline.settings(GenerateRequest(media=None)) == \
+        {"guidance": 2.0, "mode": "scaled", "steps": 1}
+    assert pipeline.settings(GenerateRequest(media=None, guidance=3.5, mode="standard",
+                                             steps=4)) == \
+        {"guidance": 3.5, "mode": "standard", "steps": 4}
+    with pytest.raises(ValueError, match="guidance mode 'cfg'"):
+        pipeline.settings(GenerateRequest(media=None, mode="cfg"))
+
+
+def test_takes_have_the_exact_length_and_depend_only_on_the_seed(pipeline, movie):
+    request = GenerateRequest(media=movie, start=Fraction(1, 2), end=Fraction(5, 2), seed=7,
+                              takes=2)
+    first = pipeline.generate(request)
+    again = pipeline.generate(request)
+    assert [t.seed for t in first.takes] == [7, 8]
+    for take in first.takes:
+        assert take.audio.shape == (2 * 16000,) and take.sample_rate == 16000
+        assert np.isfinite(take.audio).all()
+    assert digest(first.takes[0].audio) == digest(again.takes[0].audio)
+    assert digest(first.takes[0].audio) != digest(first.takes[1].audio)
+    alone = pipeline.generate(GenerateRequest(media=movie, start=Fraction(1, 2),
+                                              end=Fraction(5, 2), seed=8))
+    # take k is seed + k whatever the batch (to float rounding: batched kernels differ)
+    assert np.allclose(alone.takes[0].audio, first.takes[1].audio, atol=1e-5)
+
+
+def test_a_range_longer_than_the_window_is_generated_in_crossfaded_windows(pipeline, movie):
+    steps_seen = []
+    result = pipeline.generate(GenerateRequest(media=movie, seed=1, steps=2),
+                               progress=lambda done, total: steps_seen.append((done, total)))
+    assert result.duration == probe(movie).duration
+    assert result.takes[0].audio.shape == (round(float(result.duration) * 16000),)
+    assert steps_seen[-1] == (4, 4)  # two windows x two steps
+
+
+def test_bad_ranges_and_cancel_are_reported(pipeline, movie, tmp_path):
+    with pytest.raises(MediaError, match="shorter than the model's minimum"):
+        pipeline.generate(GenerateRequest(media=movie, start=Fraction(1), end=Fraction(13, 10)))
+    with pytest.raises(Cancelled):
+        pipeline.generate(GenerateRequest(media=movie), cancel=lambda: True)
+    with pytest.raises(MediaError):
+        pipeline.generate(GenerateRequest(media=tmp_path / "missing.mp4"))
+
+
+def test_delivered_takes_are_frame_exact_bwf_under_new_versions(pipeline, movie, tmp_path):
+    request = GenerateRequest(media=movie, start=Fraction(1, 2), end=Fraction(5, 2), seed=3,
+                              prompt="hands clapping")
+    result = pipeline.generate(request)
+    first = write_takes(result, request, tmp_path, provenance={"bundle": "small"})
+    second = write_takes(result, request, tmp_path, preview=False)
+    assert [p.name for p in first.takes] == [f"{movie.stem}_foley_take1_v001.wav"]
+    assert [p.name for p in second.takes] == [f"{movie.stem}_foley_take1_v002.wav"]
+    assert first.preview.name == f"{movie.stem}_foley_preview_v001.mov"
+    bwf = read_bwf(first.takes[0])
+    rate = probe(movie).frame_rate
+    assert bwf.sample_rate == OUTPUT_RATE and bwf.bit_depth == 24
+    # padded to whole frames of the movie's rate (2 s at 30000/1001 is 59.94 -> 60 frames)
+    assert bwf.samples.shape[1] == frame_exact_length(2 * OUTPUT_RATE, rate)
+    assert (Fraction(bwf.samples.shape[1], OUTPUT_RATE) * rate).denominator == 1
+    assert bwf.bext["time_reference"] == OUTPUT_RATE // 2
+    assert "scaled w=2 steps=1 seed=3" in bwf.bext["description"]
+    assert "hands clapping" in bwf.bext["description"]
+    preview = probe(first.preview)
+    assert preview.has_audio and abs(float(preview.duration) - 2.0) < 0.05
