@@ -42,7 +42,7 @@ def _weights_and_starter() -> list[tuple[str, str]]:
     entries = sorted(p.name for p in registry.glob("*.safetensors")) if registry.is_dir() else []
     starter = starter_bundle_dir()
     starter_state = "present" if (starter / "manifest.json").is_file() else \
-        "not shipped yet (built by the starter-model work)"
+        "missing (rebuild it: python -m trainer.build_starter all)"
     return [("weight registry", f"{registry} ({len(entries)} files)"),
             ("starter bundle", f"{starter_state}: {starter}")]
 

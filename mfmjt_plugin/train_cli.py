@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
                      help="a cache from `train cache`, or a library folder (cached into OUT/cache)")
     fit.add_argument("--window", type=float, default=None,
                      help="window seconds when caching a library (default: the network's)")
-    fit.add_argument("--init", required=True, help="bundle to start from")
+    fit.add_argument("--init", default=None,
+                     help="bundle to start from (path, registered name or `starter`)")
+    fit.add_argument("--preset", default=None,
+                     help="without --init: train a new network of this preset (e.g. starter) "
+                          "on the starter codec and encoders")
     fit.add_argument("--out", required=True)
     fit.add_argument("--resume", action="store_true")
     fit.add_argument("--max-steps", type=int)

@@ -15,7 +15,8 @@ def cache(args: argparse.Namespace) -> int:
     from trainer.cache import build_cache
     from trainer.data import scan_library
 
-    bundle = load_bundle(args.bundle)
+    from mfmjt_plugin.generate_cli import resolve_bundle
+    bundle = load_bundle(resolve_bundle(str(args.bundle)))
     report = scan_library(args.library, window_seconds=args.window)
     print(report.to_text())
     if not report.usable:
@@ -42,17 +43,28 @@ def fit(args: argparse.Namespace) -> int:
     from trainer.loop import train
     from trainer.recipe import load_recipe
 
+    from engine.model.config import preset_config
+    from mfmjt_plugin.generate_cli import resolve_bundle
+    from trainer.export import new_network
+
     recipe = load_recipe(args.recipe)
-    network = load_bundle(args.init).network
+    # --init: fine-tune that bundle; --preset alone: a new network of that preset whose codec
+    # and encoders come from the shipped starter bundle (the only starter-stack codec we have)
+    if args.init is None and args.preset is None:
+        raise ValueError("give --init BUNDLE to fine-tune, or --preset NAME for a new network")
+    init = resolve_bundle(args.init or "starter")
+    config = preset_config(args.preset) if args.init is None else load_bundle(init).network.config
     out = Path(args.out)
     data = Path(args.data)
     if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
-        window = args.window or network.config.training_duration
-        status = cache(argparse.Namespace(library=data, bundle=args.init, out=out / "cache",
+        window = args.window or config.training_duration
+        status = cache(argparse.Namespace(library=data, bundle=init, out=out / "cache",
                                           window=window, files_per_shard=4))
         if status:
             return status
         data = out / "cache"
+    network = load_bundle(init).network if args.init is not None else \
+        new_network(args.preset, data)
     if args.freeze:
         freeze(network, args.freeze)
     if args.lora:
@@ -66,7 +78,8 @@ def fit(args: argparse.Namespace) -> int:
         result = train(network, load_shards(data), recipe, out / "checkpoints",
                        resume=args.resume, max_steps=args.max_steps, progress=progress,
                        log_dir=out / "tensorboard")
-    (out / "run.json").write_text(json.dumps({"init": str(args.init), "cache": str(data),
+    (out / "run.json").write_text(json.dumps({"init": str(init), "cache": str(data),
+                                              "preset": args.preset if args.init is None else None,
                                               "recipe": recipe.name, "lora": args.lora,
                                               "freeze": args.freeze}, indent=2))
     print(f"{result.status} at step {result.step}; last loss {result.last_loss:.4f}; "
@@ -89,7 +102,8 @@ def export(args: argparse.Namespace) -> int:
     scan = Path(info["cache"]) / "scan.json"
     data = json.loads(scan.read_text()) if scan.exists() else {}
     summary = {k: data.get(k) for k in ("root", "usable_files", "hours", "windows")}
-    kwargs = dict(preset=init.manifest["network"]["preset"], data_summary=summary,
+    preset = info.get("preset") or init.manifest["network"]["preset"]
+    kwargs = dict(preset=preset, data_summary=summary,
                   codec=init.manifest.get("codec"), encoders=init.manifest.get("encoders"),
                   extra_from=init)
     if info.get("lora"):

@@ -32,7 +32,7 @@ TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 VAE = dict(steps=2500, files=600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=3000, files=600, batch=8, segment=8192, lr=5e-4)
 CLASSIFIER = dict(files=1500, steps=1500)
-ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=1000)  # paper Fig. 4 at our scale: short runs
+ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=800)  # paper Fig. 4 at our scale: short runs
 ENCODER_SEED = 20251123
 
 

@@ -20,7 +20,7 @@ from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder,
                                   VideoFeatures, sync_segment_starts)
 from engine.media.decode import CLIP_FRAMES, SYNC_FRAMES
 
-ALGORITHM_VERSION = 2
+ALGORITHM_VERSION = 3
 GRID = 4
 FLOW_SIZE = 64  # optical flow on a 64 x 64 grey image: coarse and fast
 HUE_BINS = 16

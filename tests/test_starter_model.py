@@ -1,0 +1,96 @@
+"""The shipped starter model end to end: demo, generate, evaluate, and a quality check on unseen
+scenes (the full gate table is in engine/assets/starter/MODEL_CARD.md)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from engine.bundles import load_bundle
+from engine.media.bwf import OUTPUT_RATE, frame_exact_length, read_bwf
+from engine.media.decode import probe
+from engine.paths import starter_bundle_dir
+from mfmjt_plugin.cli import main
+from mfmjt_plugin.demo import DEMO_CLIP
+
+FINGERPRINT = starter_bundle_dir() / "demo_take_fingerprint.json"
+
+
+def fingerprint(samples: np.ndarray) -> list[float]:
+    """RMS of each 100 ms of a 48 kHz take: robust to last-bit float differences between CPUs."""
+    blocks = samples[: len(samples) // 4800 * 4800].reshape(-1, 4800)
+    return [round(float(v), 6) for v in np.sqrt((blocks.astype(np.float64) ** 2).mean(axis=1))]
+
+
+def test_the_shipped_bundle_is_small_complete_and_records_its_defaults():
+    bundle = load_bundle(starter_bundle_dir())
+    manifest = bundle.manifest
+    assert manifest["network"]["preset"] == "starter" and bundle.mode == "meanflow"
+    assert manifest["codec"]["kind"] == "starter" and manifest["encoders"]["kind"] == "starter"
+    assert set(bundle.defaults) == {"guidance", "mode", "steps"}
+    assert bundle.defaults["mode"] == "scaled" and bundle.defaults["steps"] == 1
+    assert "licence" in manifest and manifest["provenance"]["steps"] > 0
+    shipped = sum(p.stat().st_size for p in starter_bundle_dir().parent.rglob("*") if p.is_file())
+    assert shipped <= 40 * 1024 * 1024
+
+
+def test_demo_writes_a_frame_exact_take_and_preview_and_repeats_it_exactly(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "one network step" in out and "total" in out
+    first = read_bwf(tmp_path / "demo_foley_take1_v001.wav")
+    second = read_bwf(tmp_path / "demo_foley_take1_v002.wav")
+    rate = probe(DEMO_CLIP).frame_rate
+    assert first.sample_rate == OUTPUT_RATE and first.bit_depth == 24
+    assert first.samples.shape[1] == frame_exact_length(round(probe(DEMO_CLIP).duration * OUTPUT_RATE), rate)
+    digest = [hashlib.sha256(f.samples.tobytes()).hexdigest() for f in (first, second)]
+    assert digest[0] == digest[1]  # the same seed gives the same take
+    reference = json.loads(FINGERPRINT.read_text())
+    np.testing.assert_allclose(fingerprint(first.samples[0]), reference["rms_100ms"], atol=2e-4)
+    preview = probe(tmp_path / "demo_foley_preview_v001.mov")
+    assert preview.has_video and preview.has_audio
+
+
+def test_generate_cli_reports_json_and_honours_range_takes_and_guidance(tmp_path, capsys):
+    code = main(["generate", str(DEMO_CLIP), "--start", "1", "--end", "3.5", "--takes", "2",
+                 "--seed", "5", "--guidance", "3.5", "--mode", "standard", "--out",
+                 str(tmp_path), "--no-preview", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"] == {"guidance": 3.5, "mode": "standard", "steps": 1}
+    assert report["range"] == [1.0, 3.5] and report["preview"] is None
+    assert [p.split("/")[-1] for p in report["takes"]] == ["demo_foley_take1_v001.wav",
+                                                          "demo_foley_take2_v001.wav"]
+    takes = [read_bwf(p).samples for p in report["takes"]]
+    assert not np.array_equal(takes[0], takes[1])
+    assert read_bwf(report["takes"][0]).bext["time_reference"] == OUTPUT_RATE
+    assert report["provenance"]["network_sha256"] == load_bundle(starter_bundle_dir()).network_sha256
+    assert set(report["timings"]) >= {"load_s", "features_s", "generate_s", "write_s"}
+
+
+def test_generate_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "none.mp4"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.mp4" in err[0]
+    assert main(["generate", str(DEMO_CLIP), "--start", "2", "--end", "2.2", "--out",
+                 str(tmp_path)]) == 1
+    assert "shorter than the model's minimum" in capsys.readouterr().err
+    assert main(["generate", str(DEMO_CLIP), "--bundle", "nope", "--out", str(tmp_path)]) == 1
+    assert "bundle 'nope'" in capsys.readouterr().err
+
+
+def test_evaluate_cli_on_unseen_scenes_meets_a_looser_bound(tmp_path, capsys):
+    code = main(["train", "evaluate", "--bundle", "starter", "--scenes", "10", "--seed", "4242",
+                 "--out", str(tmp_path), "--json"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for key in ("onset_f1", "onset_offset_ms", "class_accuracy", "frechet_distance"):
+        assert key in metrics
+    assert metrics["scenes"] == 10 and metrics["settings"]["steps"] == 1
+    assert metrics["onset_f1"] >= 0.6 and metrics["class_accuracy"] >= 0.6
+    assert metrics["onset_offset_ms"] <= 50
+    assert metrics["real_audio"]["onset_f1"] == 1.0
+    written = list(tmp_path.glob("evaluate_starter_seed4242_v001.json"))
+    assert written and json.loads(written[0].read_text())["onset_f1"] == metrics["onset_f1"]
