@@ -53,8 +53,12 @@ def generate(video: Path, *, bundle: str, out: Path, start: float = 0.0, end=Non
     from engine.deliver import write_takes
     from engine.pipeline import FoleyPipeline, GenerateRequest
 
+    from engine.features.cache import FeatureCache
+
     began = time.perf_counter()
-    pipeline = FoleyPipeline(resolve_bundle(bundle))
+    # the picture's features are cached on disk: regenerating a range with another seed, prompt
+    # or guidance skips decoding and encoding it again
+    pipeline = FoleyPipeline(resolve_bundle(bundle), feature_cache=FeatureCache())
     load_s = time.perf_counter() - began
     request = GenerateRequest(media=video, start=Fraction(start).limit_denominator(100000),
                               end=None if end is None else Fraction(end).limit_denominator(100000),

@@ -21,6 +21,12 @@ def randomize(network, seed: int = 0, *, keep_delta_zero: bool = True, std: floa
     return network.eval()
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """Feature caches written by commands under test stay out of the user's cache folder."""
+    monkeypatch.setenv("MFMJT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "user-cache"))
+
+
 @pytest.fixture
 def tiny():
     torch.manual_seed(0)

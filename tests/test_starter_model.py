@@ -94,3 +94,22 @@ def test_evaluate_cli_on_unseen_scenes_meets_a_looser_bound(tmp_path, capsys):
     assert metrics["real_audio"]["onset_f1"] == 1.0
     written = list(tmp_path.glob("evaluate_starter_seed4242_v001.json"))
     assert written and json.loads(written[0].read_text())["onset_f1"] == metrics["onset_f1"]
+
+
+def test_fit_without_init_trains_a_new_starter_network_on_the_shipped_codec(tmp_path, capsys):
+    from tests.library_factory import make_library, tree_hashes
+    library = make_library(tmp_path / "library")
+    before = tree_hashes(library)
+    assert main(["train", "fit", "--recipe", "debug", "--data", str(library), "--preset",
+                 "starter", "--out", str(tmp_path / "run"), "--max-steps", "2"]) == 0
+    assert "finished at step 2" in capsys.readouterr().out
+    assert main(["train", "export", "--run", str(tmp_path / "run"), "--out",
+                 str(tmp_path / "bundle")]) == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.manifest["network"]["preset"] == "starter"
+    stats = bundle.manifest["latent_stats"]["mean"]
+    assert stats != load_bundle(starter_bundle_dir()).manifest["latent_stats"]["mean"]
+    assert main(["train", "fit", "--recipe", "debug", "--data", str(library), "--out",
+                 str(tmp_path / "run2")]) == 1
+    assert "give --init BUNDLE to fine-tune, or --preset NAME" in capsys.readouterr().err
+    assert tree_hashes(library) == before

@@ -43,7 +43,7 @@ def test_cache_fit_export(tmp_path, capsys):
     assert tree_hashes(library) == before
     assert main(["train", "cache", str(library), "--bundle", str(tmp_path / "missing"), "--out",
                  str(tmp_path / "c2")]) == 1
-    assert "not found; is" in capsys.readouterr().err
+    assert "is neither a folder nor a registered bundle" in capsys.readouterr().err
     # --data may also be the library itself: it is cached into OUT/cache first
     assert main(["train", "fit", "--recipe", "debug", "--data", str(library), "--window", "2",
                  "--init", str(init), "--out", str(tmp_path / "run2"), "--max-steps", "2"]) == 0

@@ -147,21 +147,21 @@ def stage_classifier(out: Path, target: Path) -> None:
     from trainer.codec_fit import load_waves
     from trainer.synth.scene import CLASS_NAMES
     from trainer.synth.writer import load_events
-    torch.set_num_threads(WORKERS)
+    torch.set_num_threads(1)
     events = sorted((out / "synth" / "train" / "events").glob("*.json"))[:CLASSIFIER["files"]]
     labels = torch.tensor([CLASS_NAMES.index(load_events(p)["sound_class"]) for p in events])
     waves = load_waves([out / "synth" / "train" / "audio" / f"{p.stem}.wav" for p in events],
                        16000, 4.0)
     codec = _load_codec(out)
-    with torch.no_grad():  # the codec's round trip, mel to mel (the VAE is what loses detail)
-        coded = torch.cat([codec.vae.decode(codec.vae.encode(codec.mel(w)).mean)
-                           for w in waves.split(64)])
+    with torch.no_grad():  # the whole codec round trip: wave -> latent -> wave -> log-mel
+        coded = torch.cat([codec.mel(codec.decode(codec.encode(w).mean)[:, : w.shape[1]])
+                           for w in waves.split(32)])
     model = train_classifier(waves, labels, CLASS_NAMES, steps=CLASSIFIER["steps"],
                              coded_mels=coded,
                              progress=lambda s, n, loss: s % 250 == 0 and _log(
                                  "classifier", f"{s}/{n} loss {loss:.4f}"))
     save_classifier(model, target, provenance={"data": f"{len(events)} synth train scenes, "
-                                                       f"real and through the starter VAE",
+                                                       f"real and through the starter codec",
                                                "steps": CLASSIFIER["steps"]})
     _log("classifier", f"saved {target}")
 
