@@ -2,7 +2,8 @@
 
     python -m trainer.build_starter all --out runs/starter
 
-Stages (each resumable; `all` runs them in order, the vocoder beside the network's training):
+Stages (each resumable; `all` runs data, vae, then cache and fit on one core while another
+runs vocoder, classifier and ablation; then export, defaults and demo):
   data        synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
   vae         the starter codec's VAE on 600 train clips
   cache       latents (VAE posterior) and starter features of every train scene
@@ -10,6 +11,7 @@ Stages (each resumable; `all` runs them in order, the vocoder beside the network
   vocoder     the starter codec's BigVGAN vocoder (independent of the VAE)
   classifier  the evaluator's audio classifier on 1500 train clips (trainer/assets)
   export      the bundle: EMA network + codec + starter encoders + defaults
+  defaults    the default guidance strength, chosen on held-out scenes that the gate never uses
   demo        the demo clip (engine/assets/demo)
   ablation    short runs for the r != t ratio experiment (model card, table c)
 Every stage uses one thread per process (two processes where it parallelises), as on the 2-core
@@ -219,13 +221,52 @@ def stage_ablation(out: Path) -> None:
         stage_export(out, out / f"ablation-{round(ratio * 100)}", run_name=name)
 
 
+GUIDANCE_CHOICE = dict(scenes=40, seed=1000)  # choose w on these, report the gate on others
+
+
+def stage_defaults(out: Path, target: Path) -> dict:
+    """Choose the default guidance strength (one step, CFG-scaled) on held-out scenes that are
+    not the gate's (evaluation seed 1000), and export the bundle again with it recorded."""
+    from engine.pipeline import FoleyPipeline
+    from trainer.classifier import load_classifier
+    from trainer.evaluate import evaluate, prepare_scenes
+    from trainer.experiments import GUIDANCE
+    pipeline = FoleyPipeline(target)
+    classifier = load_classifier()
+    scene_set = prepare_scenes(pipeline, count=GUIDANCE_CHOICE["scenes"],
+                               seed=GUIDANCE_CHOICE["seed"])
+    scores = {}
+    for w in GUIDANCE:
+        m = evaluate(pipeline, classifier, scenes=len(scene_set.scenes), seed=scene_set.seed,
+                     settings={"guidance": w, "mode": "scaled", "steps": 1}, scene_set=scene_set)
+        scores[w] = m["onset_f1"] + m["class_accuracy"]
+        _log("defaults", f"w={w:g}: F1 {m['onset_f1']:.3f} acc {m['class_accuracy']:.3f}")
+    best = max(scores, key=scores.get)
+    defaults = {"guidance": best, "mode": "scaled", "steps": 1}
+    stage_export(out, target, defaults=defaults)
+    (out / "defaults.json").write_text(json.dumps({"chosen": defaults, "scores": scores,
+                                                   **GUIDANCE_CHOICE}, indent=2))
+    return defaults
+
+
+def _side_chain(out: Path, classifier_path: Path) -> None:
+    """What needs the VAE but not the network: the vocoder, then the evaluator's classifier
+    (which learns the codec's round trip), then the short ratio-ablation runs (need the cache)."""
+    _codec_part(out, "vocoder", VOCODER)
+    stage_classifier(out, classifier_path)
+    while not (out / "cache" / "latent_stats.safetensors").exists():
+        time.sleep(10)
+    stage_ablation(out)
+
+
 def main(argv=None) -> int:
     from engine.paths import starter_bundle_dir
     from trainer.classifier import CLASSIFIER_PATH
     parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["all", "data", "vae", "cache", "fit", "vocoder",
-                                          "classifier", "export", "demo", "ablation"])
+                                          "classifier", "export", "demo", "ablation",
+                                          "defaults"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
     parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
                         help="where `export` writes the bundle (default: the shipped one)")
@@ -238,24 +279,28 @@ def main(argv=None) -> int:
         stage_data(out)
     if stage in ("all", "vae"):
         _codec_part(out, "vae", VAE)
+    side = None
+    if stage == "all":  # one core: vocoder -> classifier -> ablation runs, beside cache and fit
+        side = mp.get_context("spawn").Process(target=_side_chain, args=(out, CLASSIFIER_PATH))
+        side.start()
     if stage in ("all", "cache"):
         stage_cache(out)
-    vocoder = None
-    if stage == "all":  # the vocoder trains beside the network, one core each
-        vocoder = mp.get_context("spawn").Process(target=_codec_part, args=(out, "vocoder", VOCODER))
-        vocoder.start()
     if stage in ("all", "fit"):
         stage_fit(out, max_steps=args.max_steps)
     if stage == "vocoder":
         _codec_part(out, "vocoder", VOCODER)
-    if vocoder is not None:
-        vocoder.join()
-    if stage in ("all", "classifier"):
+    if stage == "classifier":
         stage_classifier(out, CLASSIFIER_PATH)
+    if stage == "ablation":
+        stage_ablation(out)
+    if side is not None:
+        side.join()
+        if side.exitcode:
+            raise SystemExit(f"the vocoder / classifier / ablation chain failed ({side.exitcode})")
     if stage in ("all", "export"):
         stage_export(out, args.bundle)
-    if stage in ("all", "ablation"):
-        stage_ablation(out)
+    if stage in ("all", "defaults"):
+        stage_defaults(out, args.bundle)
     if stage in ("all", "demo"):
         stage_demo(args.bundle.parent / "demo")
     return 0
