@@ -69,15 +69,19 @@ def fit(args: argparse.Namespace) -> int:
         freeze(network, args.freeze)
     if args.lora:
         add_lora(network, rank=args.lora, alpha=2 * args.lora)
+    from engine.bundles.components import load_codec
+    from trainer.validation import make_validator
+    shards = load_shards(data)
+    validate = make_validator(shards, load_codec(load_bundle(init)))
     total = min(recipe.steps, args.max_steps or recipe.steps)
     with tqdm(total=total, desc="training", unit="step") as bar:
         def progress(step, end, loss):
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.refresh()
-        result = train(network, load_shards(data), recipe, out / "checkpoints",
+        result = train(network, shards, recipe, out / "checkpoints",
                        resume=args.resume, max_steps=args.max_steps, progress=progress,
-                       log_dir=out / "tensorboard")
+                       log_dir=out / "tensorboard", validate=validate)
     (out / "run.json").write_text(json.dumps({"init": str(init), "cache": str(data),
                                               "preset": args.preset if args.init is None else None,
                                               "recipe": recipe.name, "lora": args.lora,

@@ -32,7 +32,11 @@ def test_cache_fit_export(tmp_path, capsys):
     assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
                  "--init", str(init), "--out", str(tmp_path / "run"), "--resume"]) == 0
     assert "finished at step 8" in capsys.readouterr().out
-    assert list((tmp_path / "run" / "tensorboard").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    assert any(tag.startswith("validation/") for tag in events.Tags()["audio"])
+    assert any(tag.startswith("spectrogram/") for tag in events.Tags()["images"])
+    assert "loss/meanflow" in events.Tags()["scalars"]
     assert main(["train", "export", "--run", str(tmp_path / "run"), "--out",
                  str(tmp_path / "exported")]) == 0
     bundle = load_bundle(tmp_path / "exported")
