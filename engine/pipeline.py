@@ -3,7 +3,7 @@
 media range -> features (cached) -> network (MeanFlow, 1..N steps, CFG / CFG-scaled) -> codec ->
 takes at the codec rate; `write_takes` turns them into 48 kHz Broadcast WAVs and a preview movie.
 Ranges longer than the model's training length are generated in overlapping windows of that
-length, crossfaded with equal-gain linear ramps; every window of a take uses its own noise drawn
+length, crossfaded with equal-power ramps (NLE.md); every window of a take uses its own noise drawn
 from the take's seed, so a take is the same whatever the device.
 """
 from __future__ import annotations
@@ -190,20 +190,25 @@ class FoleyPipeline:
 
 
 def crossfade(pieces: list[np.ndarray], offsets: list[int], total: int) -> np.ndarray:
-    """Overlap-add windows at sample offsets with linear ramps over each overlap."""
+    """Overlap-add windows at sample offsets with equal-power (sine / cosine) ramps over each
+    overlap: windows generated from different noise are uncorrelated, so equal power keeps the
+    level steady through the overlap where a linear (equal-gain) fade would dip by 3 dB."""
     out = np.zeros(total, np.float32)
-    weight = np.zeros(total, np.float32)
     for i, (piece, offset) in enumerate(zip(pieces, offsets)):
         ramp = np.ones(len(piece), np.float32)
         if i > 0:  # fade in over the overlap with the previous window
             overlap = offsets[i - 1] + len(pieces[i - 1]) - offset
             if overlap > 0:
-                ramp[:overlap] = np.linspace(0, 1, overlap + 2, dtype=np.float32)[1:-1]
+                ramp[:overlap] = np.sin(0.5 * np.pi * _fade_positions(overlap))
         if i + 1 < len(pieces):
             overlap = offset + len(piece) - offsets[i + 1]
             if overlap > 0:
-                ramp[len(piece) - overlap:] *= np.linspace(1, 0, overlap + 2, dtype=np.float32)[1:-1]
+                ramp[len(piece) - overlap:] *= np.cos(0.5 * np.pi * _fade_positions(overlap))
         end = min(total, offset + len(piece))
         out[offset:end] += (piece * ramp)[: end - offset]
-        weight[offset:end] += ramp[: end - offset]
-    return out / np.maximum(weight, 1e-6)
+    return out
+
+
+def _fade_positions(n: int) -> np.ndarray:
+    """n positions strictly inside (0, 1), symmetric, so fade-in and fade-out are mirror images."""
+    return ((np.arange(n) + 0.5) / n).astype(np.float32)

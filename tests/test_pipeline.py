@@ -60,12 +60,19 @@ def test_window_starts_cover_the_range_and_end_at_its_end():
     assert all(b - a <= 1.5 + 1e-9 for a, b in zip(starts, starts[1:]))
 
 
-def test_crossfade_keeps_levels_and_length():
-    pieces = [np.full(100, 0.5, np.float32), np.full(100, 0.5, np.float32)]
-    out = crossfade(pieces, [0, 60], 160)
-    assert out.shape == (160,) and np.allclose(out, 0.5)
-    ramp = crossfade([np.zeros(100, np.float32), np.ones(100, np.float32)], [0, 60], 160)
-    assert ramp[0] == 0 and ramp[-1] == 1 and np.all(np.diff(ramp) >= -1e-7)
+def test_crossfade_is_equal_power_and_keeps_the_length():
+    a, b = np.full(100, 0.5, np.float32), np.full(100, 0.25, np.float32)
+    out = crossfade([a, b], [0, 60], 160)
+    assert out.shape == (160,)
+    assert np.all(out[:60] == 0.5) and np.all(out[100:] == 0.25)  # untouched outside the overlap
+    w_in = crossfade([np.zeros(100, np.float32), np.ones(100, np.float32)], [0, 60], 160)[60:100]
+    w_out = crossfade([np.ones(100, np.float32), np.zeros(100, np.float32)], [0, 60], 160)[60:100]
+    assert np.allclose(w_in ** 2 + w_out ** 2, 1.0, atol=1e-6)  # equal power
+    assert np.all(np.diff(w_in) > 0) and np.allclose(w_in, w_out[::-1])
+    rng = np.random.default_rng(0)  # uncorrelated windows keep their level through the overlap
+    noise = [rng.standard_normal(40000).astype(np.float32) for _ in range(2)]
+    mixed = crossfade(noise, [0, 20000], 60000)
+    assert abs(mixed[20000:40000].std() / mixed[:20000].std() - 1) < 0.03
 
 
 def test_bundle_defaults_apply_unless_the_request_overrides(pipeline):
