@@ -1,0 +1,106 @@
+"""Reading editors' timelines through OpenTimelineIO, and writing new versions beside them.
+
+Adapters by extension (NLE.md): .otio/.otioz/.otiod native, FCP7 XML (`fcp_xml`, Premiere and
+Resolve), FCPXML (`fcpx_xml`, when otio-fcpx-xml-adapter is installed), CMX 3600 EDL
+(`cmx_3600`, which carries no rate: the caller passes one), AAF. A file holding several sequences
+reads as a collection: the caller picks one by name or number. The source is only ever read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import opentimelineio as otio
+
+from engine.atomic import atomic_target
+from engine.media.bwf import next_version_path
+from mfmjt_plugin.timeline.segments import TimelineError
+
+ADAPTERS = {".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml",
+            ".fcpxml": "fcpx_xml", ".edl": "cmx_3600", ".aaf": "AAF"}
+FORMATS = {"otio": ".otio", "xml": ".xml", "fcpxml": ".fcpxml", "aaf": ".aaf", "edl": ".edl"}
+
+
+def _adapter_for(path: Path) -> str:
+    adapter = ADAPTERS.get(path.suffix.lower())
+    if adapter is None:
+        raise TimelineError(f"{path}: unsupported timeline format {path.suffix!r}; use one of "
+                            f"{', '.join(sorted(ADAPTERS))}")
+    if adapter not in otio.adapters.available_adapter_names():
+        raise TimelineError(f"{path}: reading {path.suffix} needs the {adapter!r} OTIO adapter, "
+                            f"which is not installed")
+    return adapter
+
+
+def sequences(result) -> list[otio.schema.Timeline]:
+    if isinstance(result, otio.schema.Timeline):
+        return [result]
+    return [t for t in result.find_children(descended_from_type=otio.schema.Timeline)] \
+        if hasattr(result, "find_children") else []
+
+
+def read_timeline(path: Path | str, *, rate: Optional[float] = None,
+                  sequence: Optional[str] = None) -> otio.schema.Timeline:
+    """One timeline from `path`; `sequence` (name or 1-based number) picks among several."""
+    path = Path(path)
+    if not path.is_file():
+        raise TimelineError(f"{path}: timeline file not found")
+    adapter = _adapter_for(path)
+    kwargs = {}
+    if adapter == "cmx_3600":
+        if rate is None:
+            raise TimelineError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. "
+                                f"23.976, 25, 29.97)")
+        kwargs["rate"] = rate
+    try:
+        result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
+    except otio.exceptions.OTIOError as err:
+        if adapter == "cmx_3600":  # timecode mismatches are common in real EDLs (NLE.md)
+            try:
+                result = otio.adapters.read_from_file(str(path), adapter_name=adapter,
+                                                      ignore_timecode_mismatch=True, **kwargs)
+            except Exception as again:
+                raise TimelineError(f"{path}: unreadable EDL ({again})") from None
+        else:
+            raise TimelineError(f"{path}: unreadable timeline ({err})") from None
+    except Exception as err:  # adapters raise many types on malformed files
+        raise TimelineError(f"{path}: unreadable timeline ({type(err).__name__}: {err})") from None
+    found = sequences(result)
+    if not found:
+        raise TimelineError(f"{path}: holds no sequence")
+    if sequence is None:
+        if len(found) > 1:
+            names = "; ".join(f"{i}: {t.name}" for i, t in enumerate(found, 1))
+            raise TimelineError(f"{path}: holds {len(found)} sequences ({names}); pick one with "
+                                f"--sequence NAME|NUMBER")
+        return found[0]
+    for index, timeline in enumerate(found, 1):
+        if sequence in (timeline.name, str(index)):
+            return timeline
+    raise TimelineError(f"{path}: no sequence {sequence!r}; it holds "
+                        f"{', '.join(repr(t.name) for t in found)}")
+
+
+def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
+                      fmt: Optional[str] = None, suffix: str = "_foley") -> Path:
+    """Write `timeline` as `<source stem><suffix>_vNNN<ext>` beside the source (a new version
+    every time, atomically; the source is never touched). `fmt`: otio | xml | fcpxml | aaf | edl
+    (default: the source's own format)."""
+    source = Path(source)
+    ext = FORMATS[fmt] if fmt else source.suffix.lower()
+    adapter = ADAPTERS[ext]
+    if adapter not in otio.adapters.available_adapter_names():
+        raise TimelineError(f"writing {ext} needs the {adapter!r} OTIO adapter, which is not "
+                            f"installed; choose another --format")
+    target = next_version_path(source.parent, f"{source.stem}{suffix}", ext)
+    kwargs = {"use_empty_mob_ids": True} if adapter == "AAF" else {}
+    try:
+        with atomic_target(target, suffix=ext) as tmp:
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **kwargs)
+    except PermissionError:
+        raise TimelineError(f"{target.parent}: cannot write there; choose another output "
+                            f"folder") from None
+    except Exception as err:  # an adapter that cannot express this timeline: nothing is left
+        raise TimelineError(f"{target.name}: the {adapter!r} writer failed "
+                            f"({type(err).__name__}: {err}); try another --format") from None
+    return target

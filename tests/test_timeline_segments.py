@@ -1,0 +1,155 @@
+"""Timeline bridge, reading side: selections resolve to exact media segments (NLE.md)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from mfmjt_plugin.timeline.io import read_timeline, write_new_version
+from mfmjt_plugin.timeline.segments import TimelineError, resolve_segments
+from mfmjt_plugin.timeline.selection import Selection, exact_rate, selection_range, to_timecode
+
+RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+
+
+def clip(name, start, duration, rate, media=None):
+    ref = otio.schema.ExternalReference(target_url=media or f"/media/{name}.mov",
+                                        available_range=TR(RT(0, rate), RT(10000, rate)))
+    return otio.schema.Clip(name=name, media_reference=ref,
+                            source_range=TR(RT(start, rate), RT(duration, rate)))
+
+
+def build(rate: float, start_tc: str = "01:00:00:00"):
+    """V1: A (trimmed), gap, nested stack holding B trimmed by the stack, C; V2 above: D over
+    part of A. A transition between B's stack and C."""
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    v1.append(clip("A", 100, 48, rate))
+    v1.append(otio.schema.Gap(source_range=TR(RT(0, rate), RT(12, rate))))
+    nested = otio.schema.Stack(name="nest", source_range=TR(RT(10, rate), RT(30, rate)))
+    inner = otio.schema.Track(name="inner", kind=otio.schema.TrackKind.Video)
+    inner.append(clip("B", 500, 60, rate))
+    nested.append(inner)
+    v1.append(nested)
+    v1.append(otio.schema.Transition(in_offset=RT(3, rate), out_offset=RT(3, rate)))
+    v1.append(clip("C", 0, 24, rate))
+    v2 = otio.schema.Track(name="V2", kind=otio.schema.TrackKind.Video)
+    v2.append(otio.schema.Gap(source_range=TR(RT(0, rate), RT(20, rate))))
+    v2.append(clip("D", 7, 10, rate))
+    audio = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    audio.append(clip("dialogue", 0, 114, rate))
+    timeline = otio.schema.Timeline(name="cut", tracks=[v1, v2, audio],
+                                    global_start_time=otio.opentime.from_timecode(start_tc, rate))
+    return timeline
+
+
+@pytest.mark.parametrize("rate", [24000 / 1001, 25.0, 30000 / 1001, 60000 / 1001])
+def test_segments_map_record_to_source_exactly_through_nesting_and_layers(rate):
+    timeline = build(rate)
+    whole = selection_range(timeline, Selection(whole=True))
+    assert whole.duration.value == 48 + 12 + 30 + 24
+    got = [(s.clip_name, s.record_range.start_time.value, s.record_range.duration.value,
+            s.source_range.start_time.value) for s in resolve_segments(timeline, whole)]
+    assert got == [("A", 0, 20, 100),        # A until D covers it
+                   ("D", 20, 10, 7),         # V2 is on top
+                   ("A", 30, 18, 130),       # A again, source advanced by the record offset
+                   ("B", 60, 30, 510),       # B trimmed by the stack's source range (starts at 10)
+                   ("C", 90, 24, 0)]         # the gap (48-60) shows nothing
+    assert all(s.rate == rate for s in resolve_segments(timeline, whole))
+
+
+def test_a_timecode_selection_cuts_segments_at_its_edges_in_drop_frame_too():
+    rate = 30000 / 1001
+    timeline = build(rate, start_tc="00:59:59;28")  # DF start: record TC = stack time + start
+    start = timeline.global_start_time
+    tc_in = to_timecode(timeline, RT(25, rate), drop_frame=True)
+    tc_out = to_timecode(timeline, RT(70, rate), drop_frame=True)
+    assert ";" in tc_in  # drop-frame timecodes are written and parsed with ';'
+    chosen = selection_range(timeline, Selection(tc_in=tc_in, tc_out=tc_out))
+    assert (chosen.start_time.value, chosen.duration.value) == (25, 45)
+    parts = [(s.clip_name, s.record_range.start_time.value, s.record_range.duration.value,
+              s.source_range.start_time.value) for s in resolve_segments(timeline, chosen)]
+    assert parts == [("D", 25, 5, 12), ("A", 30, 18, 130), ("B", 60, 10, 510)]
+    assert start.rate == rate
+
+
+def test_time_warps_scale_source_time_and_freeze_frames_are_refused():
+    rate = 24.0
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    fast = clip("fast", 10, 20, rate)
+    fast.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
+    frozen = clip("frozen", 0, 10, rate)
+    frozen.effects.append(otio.schema.FreezeFrame())
+    track.extend([fast, frozen])
+    timeline = otio.schema.Timeline(tracks=[track])
+    first = resolve_segments(timeline, TR(RT(0, rate), RT(20, rate)))
+    assert [(s.source_range.start_time.value, s.source_range.duration.value, s.time_scalar)
+            for s in first] == [(10, 40, 2.0)]
+    with pytest.raises(TimelineError, match="'frozen' is frozen"):
+        resolve_segments(timeline, TR(RT(0, rate), RT(30, rate)))
+
+
+def test_disabled_tracks_and_clips_are_not_picture():
+    timeline = build(25.0)
+    timeline.tracks[1].enabled = False  # V2 off: A shows through
+    timeline.tracks[0][0].enabled = False  # and A itself off
+    names = [s.clip_name for s in resolve_segments(timeline, selection_range(
+        timeline, Selection(whole=True)))]
+    assert names == ["B", "C"]
+
+
+def test_selections_by_clip_track_and_marker_and_their_errors():
+    timeline = build(25.0)
+    timeline.tracks.markers.append(otio.schema.Marker(
+        name="door", color=otio.schema.MarkerColor.GREEN,
+        marked_range=TR(RT(62, 25), RT(20, 25))))
+    assert selection_range(timeline, Selection(clip="C")).start_time.value == 90
+    chosen = selection_range(timeline, Selection(clip="2"))  # the 2nd clip, B, as the nest shows it
+    assert (chosen.start_time.value, chosen.duration.value) == (60, 30)
+    assert selection_range(timeline, Selection(track=2)).duration.value == 30
+    assert selection_range(timeline, Selection(marker="GREEN")).start_time.value == 62
+    assert selection_range(timeline, Selection(marker="door")).duration.value == 20
+    for bad, message in [(Selection(marker="x"), "no marker named or coloured 'x'"),
+                         (Selection(clip="Z"), "no video clip named or numbered 'Z'"),
+                         (Selection(track=3), "no enabled video track 3"),
+                         (Selection(tc_in="02:00:00:00", tc_out="02:00:01:00"),
+                          "lies outside the timeline"),
+                         (Selection(tc_in="01:00:01:00", tc_out="01:00:00:00"),
+                          "is not after --in")]:
+        with pytest.raises(TimelineError, match=message):
+            selection_range(timeline, bad)
+
+
+def test_real_files_from_other_tools_read_and_resolve():
+    nested = read_timeline(SHARED / "nested_example.otio")
+    parts = resolve_segments(nested, TR(RT(0, 24), RT(390, 24)))
+    warped = [s for s in parts if s.clip_name == "Clip Inside A Stack 2"][0]
+    assert warped.time_scalar == pytest.approx(0.8545454551724138)
+    assert warped.source_range.duration.value == pytest.approx(24.0)
+    with pytest.raises(TimelineError, match="'Nested Track' is frozen"):
+        resolve_segments(nested, TR(RT(0, 24), nested.duration()))
+    premiere = read_timeline(SHARED / "premiere_example.xml")
+    media = {s.media for s in resolve_segments(premiere, selection_range(premiere, Selection()))}
+    assert "/D:/media/sc01_sh010_anim.mov" in media
+    with pytest.raises(TimelineError, match="carries no frame rate"):
+        read_timeline(SHARED / "screening_example.edl")
+    edl = read_timeline(SHARED / "screening_example.edl", rate=exact_rate(23.976))
+    assert len(edl.tracks[0].find_clips()) > 5
+
+
+def test_new_versions_never_touch_the_source(tmp_path):
+    source = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(build(25.0), str(source))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    first = write_new_version(read_timeline(source), source)
+    second = write_new_version(read_timeline(source), source, fmt="xml")
+    assert first.name == "cut_foley_v001.otio" and second.name == "cut_foley_v001.xml"
+    assert write_new_version(read_timeline(source), source).name == "cut_foley_v002.otio"
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(TimelineError, match="unsupported timeline format '.txt'"):
+        read_timeline(tmp_path / "notes.txt")
+    with pytest.raises(TimelineError, match="timeline file not found"):
+        read_timeline(tmp_path / "gone.otio")
