@@ -25,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="instead: the 2-D MeanFlow vs flow-matching illustration")
     demo.add_argument("--steps", type=int, default=None, help="--toy: training steps per model")
     sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
-    from mfmjt_plugin import generate_cli, train_cli, weights_cli
+    from mfmjt_plugin import generate_cli, timeline_cli, train_cli, weights_cli
     generate_cli.add_parser(sub)
+    timeline_cli.add_parser(sub)
     weights_cli.add_parser(sub)
     train_cli.add_parser(sub)
     return parser
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate":
         from mfmjt_plugin import generate_cli
         return generate_cli.run(args)
+    if args.command == "timeline":
+        from mfmjt_plugin import timeline_cli
+        return timeline_cli.run(args)
     if args.command == "weights":
         from mfmjt_plugin import weights_cli
         return weights_cli.run(args)

@@ -32,6 +32,14 @@ class Segment:
     record_range: otio.opentime.TimeRange  # in the top stack's time
     rate: float  # the timeline's frame rate
     time_scalar: float = 1.0
+    # the media's own start (its start timecode) in source time: seconds into the file are
+    # source time minus this
+    media_start: Optional[otio.opentime.RationalTime] = None
+
+
+def _media_start(clip) -> Optional[otio.opentime.RationalTime]:
+    available = getattr(clip.media_reference, "available_range", None)
+    return available.start_time if available is not None else None
 
 
 def media_path(clip: otio.schema.Clip) -> Optional[str]:
@@ -161,7 +169,8 @@ def resolve_segments(timeline: otio.schema.Timeline,
                 segments.append(Segment(
                     clip_name=clip.name, track_name=track.name, media=media_path(clip),
                     source_range=TR(source_start, _scaled(part.duration, scalar)),
-                    record_range=part, rate=rate, time_scalar=scalar))
+                    record_range=part, rate=rate, time_scalar=scalar,
+                    media_start=_media_start(clip)))
             covered.append(TR.range_from_start_end_time(a, b))
         taken.extend(covered)
     return sorted(segments, key=lambda s: s.record_range.start_time.to_seconds())

@@ -1,0 +1,142 @@
+"""`mfmjt timeline foley`: selection -> segments -> takes (with handles) -> a new timeline version
+holding the Foley tracks, beside the source. The source timeline and media are only read."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+from mfmjt_plugin.timeline.insert import Placement, insert_foley
+from mfmjt_plugin.timeline.io import read_timeline, write_new_version
+from mfmjt_plugin.timeline.segments import RT, Segment, TimelineError, resolve_segments
+from mfmjt_plugin.timeline.selection import Selection, exact_rate, selection_range, to_timecode
+
+HANDLE_SECONDS = 1.0  # NLE.md: at least 1 s of handle in each file
+
+
+@dataclass(frozen=True)
+class FoleySettings:
+    prompt: str = ""
+    negative_prompt: str = ""
+    takes: int = 1
+    guidance: Optional[float] = None
+    mode: Optional[str] = None
+    steps: Optional[int] = None
+    seed: int = 0
+    bundle: str = "starter"
+
+
+def _slug(text: str, limit: int = 24) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit] or "foley"
+
+
+def relink(segments: list[Segment], search: Optional[Path]) -> dict[str, Path]:
+    """media path -> a readable file: as written, or found by name under `search`."""
+    found: dict[str, Path] = {}
+    missing = []
+    for segment in segments:
+        key = segment.media or f"<no media: {segment.clip_name}>"
+        if key in found:
+            continue
+        path = Path(segment.media) if segment.media else None
+        if path is not None and path.is_file():
+            found[key] = path
+            continue
+        if path is not None and search is not None:
+            hits = sorted(Path(search).rglob(path.name))
+            if hits:
+                found[key] = hits[0]
+                continue
+        missing.append(f"{segment.clip_name} ({segment.media or 'no media reference'})")
+    if missing:
+        hint = "; relink with --search FOLDER" if search is None else f"; not found under {search}"
+        raise TimelineError(f"offline media under the selection: {', '.join(missing)}{hint}")
+    return found
+
+
+def _media_seconds(segment: Segment, reference_start) -> tuple[Fraction, Fraction]:
+    """The segment's source range in seconds from the media file's start."""
+    start = segment.source_range.start_time - reference_start
+    return (Fraction(start.to_seconds()).limit_denominator(10 ** 6),
+            Fraction(segment.source_range.duration.to_seconds()).limit_denominator(10 ** 6))
+
+
+def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleySettings, *,
+               rate: Optional[float] = None, sequence: Optional[str] = None,
+               fmt: Optional[str] = None, out_dir: Optional[Path] = None,
+               search: Optional[Path] = None,
+               progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    from engine.deliver import write_takes
+    from engine.media.bwf import OUTPUT_RATE, next_version_path
+    from engine.media.decode import probe
+    from engine.pipeline import FoleyPipeline, GenerateRequest
+    from mfmjt_plugin.generate_cli import resolve_bundle
+
+    source = Path(timeline_path)
+    timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
+    chosen = selection_range(timeline, selection)
+    segments = [s for s in resolve_segments(timeline, chosen) if s.record_range.duration.value > 0]
+    if not segments:
+        raise TimelineError(f"{source}: no video under {selection.describe()}; select a range "
+                            f"with picture")
+    files = relink(segments, search)
+    out_dir = Path(out_dir) if out_dir else source.parent / f"{source.stem}_foley_media"
+    timeline_rate = segments[0].rate
+    frame_rate = Fraction(exact_rate(timeline_rate)).limit_denominator(1001)
+    start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
+    pipeline = FoleyPipeline(resolve_bundle(settings.bundle))
+    placements, takes_report = [], []
+    for index, segment in enumerate(segments):
+        media = files[segment.media or f"<no media: {segment.clip_name}>"]
+        info = probe(media)
+        body_start, body_duration = _media_seconds(
+            segment, segment.media_start or RT(0, segment.source_range.start_time.rate))
+        head_frames = int(min(HANDLE_SECONDS, float(body_start)) * float(frame_rate))
+        head = Fraction(head_frames) / frame_rate
+        tail = min(Fraction(HANDLE_SECONDS), max(Fraction(0), info.duration - body_start - body_duration))
+        request = GenerateRequest(media=media, start=body_start - head,
+                                  end=body_start + body_duration + tail, prompt=settings.prompt,
+                                  negative_prompt=settings.negative_prompt,
+                                  guidance=settings.guidance, mode=settings.mode,
+                                  steps=settings.steps, seed=settings.seed + 1000 * index,
+                                  takes=settings.takes)
+        result = pipeline.generate(request)
+        stem = f"{_slug(timeline.name)}_{_slug(segment.clip_name)}_FOLEY_{_slug(settings.prompt)}"
+        version = next_version_path(out_dir, stem, "_t01.wav").name.split("_v")[-1][:3]
+        paths = [out_dir / f"{stem}_v{version}_t{k:02d}.wav" for k in range(1, settings.takes + 1)]
+        record_body = Fraction(start_tc).limit_denominator(10 ** 6) + Fraction(
+            segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
+        metadata = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
+                    "seed": request.seed, **result.settings,
+                    "model_sha256": pipeline.bundle.network_sha256, "version": int(version),
+                    "source_clip": segment.clip_name}
+        delivered = write_takes(result, request, out_dir, preview=False, provenance=metadata,
+                                record_start=record_body, frame_rate=frame_rate, paths=paths,
+                                head_handle=head)
+        file_frames = _file_frames(delivered.takes[0], frame_rate, OUTPUT_RATE)
+        for k, wav in enumerate(delivered.takes, 1):
+            placements.append(Placement(
+                record_range=segment.record_range, wav=wav, take=k,
+                head_handle=RT(head_frames, timeline_rate),
+                file_duration=RT(file_frames, timeline_rate), metadata=dict(metadata)))
+            takes_report.append({"wav": str(wav), "take": k, "clip": segment.clip_name,
+                                 "record_in": to_timecode(timeline, segment.record_range.start_time),
+                                 "record_out": to_timecode(timeline, segment.record_range.end_time_exclusive())})
+        if progress is not None:
+            progress(index + 1, len(segments))
+    result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
+    written = write_new_version(result_timeline, source, fmt=fmt)
+    return {"timeline": str(written), "takes": takes_report, "segments": len(segments),
+            "selection": selection.describe()}
+
+
+def _file_frames(path: Path, frame_rate: Fraction, sample_rate: int) -> int:
+    import wave
+    with wave.open(str(path)) as fh:
+        samples = fh.getnframes()
+    return round(Fraction(samples, sample_rate) * frame_rate)
+
+
+__all__ = ["FoleySettings", "make_foley", "relink"]

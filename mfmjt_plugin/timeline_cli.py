@@ -1,0 +1,118 @@
+"""`mfmjt timeline inspect | foley`: editors' timelines in, a new version with Foley out."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    tl = sub.add_parser("timeline", help="read a timeline, add Foley tracks as a new version")
+    tsub = tl.add_subparsers(dest="timeline_command", metavar="ACTION", required=True)
+    inspect = tsub.add_parser("inspect", help="tracks, clips, rates, markers, missing media")
+    foley = tsub.add_parser("foley", help="generate Foley for a selection into a new version")
+    for p in (inspect, foley):
+        p.add_argument("file")
+        p.add_argument("--rate", type=float, default=None, help="frame rate (EDLs carry none)")
+        p.add_argument("--sequence", default=None, help="sequence name or number")
+        p.add_argument("--json", action="store_true")
+    pick = foley.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--in", dest="tc_in", help="record in timecode (use ; for drop-frame)")
+    pick.add_argument("--marker", help="marker name or colour")
+    pick.add_argument("--clip", help="video clip name or number")
+    pick.add_argument("--track", type=int, help="video track number (1 = lowest)")
+    pick.add_argument("--all", action="store_true", help="the whole timeline")
+    foley.add_argument("--out", dest="tc_out", help="record out timecode (with --in)")
+    foley.add_argument("--prompt", default="")
+    foley.add_argument("--negative-prompt", default="")
+    foley.add_argument("--takes", type=int, default=1)
+    foley.add_argument("--guidance", type=float, default=None)
+    foley.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
+    foley.add_argument("--steps", type=int, default=None)
+    foley.add_argument("--seed", type=int, default=0)
+    foley.add_argument("--bundle", default="starter")
+    foley.add_argument("--format", choices=["otio", "xml", "fcpxml", "aaf"], default=None,
+                       help="format of the new timeline (default: the source's)")
+    foley.add_argument("--search", type=Path, default=None,
+                       help="folder to relink offline media from (searched by file name)")
+    foley.add_argument("--media-out", type=Path, default=None,
+                       help="folder for the WAVs (default: <timeline>_foley_media beside it)")
+
+
+def inspect(args) -> dict:
+    import opentimelineio as otio
+
+    from mfmjt_plugin.timeline.io import read_timeline
+    from mfmjt_plugin.timeline.segments import media_path, timeline_rate
+    from mfmjt_plugin.timeline.selection import exact_rate, to_timecode, visible_range_of
+
+    timeline = read_timeline(args.file, rate=exact_rate(args.rate) if args.rate else None,
+                             sequence=args.sequence)
+    duration = timeline.tracks.duration()
+    tracks, clips, missing = [], [], []
+    for number, track in enumerate(timeline.tracks, 1):
+        tracks.append({"number": number, "name": track.name, "kind": track.kind,
+                       "enabled": track.enabled, "clips": len(track.find_clips())})
+        for clip in track.find_clips():
+            shown = visible_range_of(timeline, clip) if track.kind == "Video" else None
+            path = media_path(clip)
+            online = bool(path) and Path(path).is_file()
+            clips.append({"track": number, "name": clip.name, "media": path, "online": online,
+                          "record_in": to_timecode(timeline, shown.start_time) if shown else None,
+                          "record_out": to_timecode(timeline, shown.end_time_exclusive())
+                          if shown else None})
+            if not online:
+                missing.append(path or f"<{clip.name}: no media reference>")
+    markers = [{"name": m.name, "color": m.color,
+                "record_in": to_timecode(timeline, m.marked_range.start_time)}
+               for m in timeline.tracks.markers]
+    return {"name": timeline.name, "rate": timeline_rate(timeline),
+            "start": to_timecode(timeline, otio.opentime.RationalTime(0, duration.rate)),
+            "duration_s": duration.to_seconds(), "tracks": tracks, "clips": clips,
+            "markers": markers, "missing_media": sorted(set(missing))}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfmjt_plugin.timeline.segments import TimelineError
+    from engine.bundles import BundleError
+    from engine.media.errors import MediaError
+    try:
+        if args.timeline_command == "inspect":
+            report = inspect(args)
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                print(f"{report['name']}: {report['rate']:.3f} fps, starts {report['start']}, "
+                      f"{report['duration_s']:.2f} s")
+                for t in report["tracks"]:
+                    print(f"  track {t['number']} {t['kind']:<5} {t['name']!r} "
+                          f"{'' if t['enabled'] else '(disabled) '}{t['clips']} clips")
+                for m in report["markers"]:
+                    print(f"  marker {m['name']!r} ({m['color']}) at {m['record_in']}")
+                for path in report["missing_media"]:
+                    print(f"  missing media: {path}")
+            return 0
+        from mfmjt_plugin.timeline.foley import FoleySettings, make_foley
+        from mfmjt_plugin.timeline.selection import Selection
+        if args.tc_in is not None and args.tc_out is None:
+            raise TimelineError("--in needs --out")
+        selection = Selection(tc_in=args.tc_in, tc_out=args.tc_out, marker=args.marker,
+                              clip=args.clip, track=args.track, whole=args.all)
+        settings = FoleySettings(prompt=args.prompt, negative_prompt=args.negative_prompt,
+                                 takes=args.takes, guidance=args.guidance, mode=args.mode,
+                                 steps=args.steps, seed=args.seed, bundle=args.bundle)
+        report = make_foley(args.file, selection, settings, rate=args.rate,
+                            sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
+                            search=args.search)
+    except (TimelineError, BundleError, MediaError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['segments']} segment(s) of {report['selection']}")
+        for take in report["takes"]:
+            print(f"  take {take['take']}: {take['record_in']}-{take['record_out']} {take['wav']}")
+        print(f"timeline: {report['timeline']}")
+    return 0
