@@ -1,0 +1,115 @@
+"""Timeline bridge end to end on a small random-weight bundle: a timeline in, a new version with
+frame-exact Foley takes out, everything else unchanged, the source untouched."""
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+
+import opentimelineio as otio
+import pytest
+
+from engine.media.bwf import OUTPUT_RATE, read_bwf
+from mfmjt_plugin.cli import main
+from mfmjt_plugin.timeline.insert import METADATA_KEY, TRACK_NAME
+from tests.test_pipeline import bundle  # noqa: F401  (the small random-weight bundle fixture)
+from trainer.synth.scene import sample_scene
+from trainer.synth.writer import write_scene
+
+RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
+RATE = 25.0
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    scene = sample_scene(4, namespace="test", duration=4.0, sound_class="wood")
+    return write_scene(scene, root)["video"]
+
+
+def build_timeline(movie, path):
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    ref = otio.schema.ExternalReference(target_url=str(movie),
+                                        available_range=TR(RT(0, RATE), RT(100, RATE)))
+    v1.append(otio.schema.Clip(name="shot1", media_reference=ref,
+                               source_range=TR(RT(30, RATE), RT(40, RATE))))
+    v1.append(otio.schema.Gap(source_range=TR(RT(0, RATE), RT(10, RATE))))
+    v1.append(otio.schema.Clip(name="shot2", media_reference=ref.clone(),
+                               source_range=TR(RT(5, RATE), RT(30, RATE))))
+    a1 = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    timeline = otio.schema.Timeline(name="reel 1", tracks=[v1, a1],
+                                    global_start_time=RT(90000, RATE))  # 01:00:00:00
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+def test_foley_for_the_whole_timeline_lands_frame_exact_in_a_new_version(tmp_path, media,
+                                                                         bundle, capsys):  # noqa: F811
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    code = main(["timeline", "foley", str(source), "--all", "--prompt", "knocks", "--takes", "2",
+                 "--bundle", str(bundle), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["timeline"].endswith("reel1_foley_v001.otio") and report["segments"] == 2
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    original = otio.adapters.read_from_file(str(source))
+    result = otio.adapters.read_from_file(report["timeline"])
+    # everything that was there is unchanged
+    assert [t.to_json_string() for t in result.tracks[:2]] == \
+        [t.to_json_string() for t in original.tracks]
+    foley = [t for t in result.tracks if t.name.startswith(TRACK_NAME)]
+    assert [(t.name, t.enabled) for t in foley] == [(TRACK_NAME, True),
+                                                    (f"{TRACK_NAME} alt 2", False)]
+    placed = [(type(i).__name__, i.duration().value) for i in foley[0]]
+    assert placed == [("Clip", 40), ("Gap", 10), ("Clip", 30)]
+    first = foley[0][0]
+    assert first.source_range.start_time == RT(25, RATE)  # one second of head handle
+    assert first.metadata[METADATA_KEY]["prompt"] == "knocks"
+    assert first.metadata[METADATA_KEY]["take"] == 1
+    assert len(result.tracks.markers) == 2
+    assert result.tracks.markers[1].marked_range == TR(RT(50, RATE), RT(30, RATE))
+    # the WAV: 48 kHz / 24-bit, head + body + tail in whole frames, timecode of its first sample
+    wav = read_bwf(report["takes"][0]["wav"])
+    assert wav.sample_rate == OUTPUT_RATE and wav.bit_depth == 24
+    frames = Fraction(wav.samples.shape[1], OUTPUT_RATE) * 25
+    assert frames.denominator == 1 and frames == 25 + 40 + 25
+    assert wav.bext["time_reference"] == (3600 * 25 + 0 - 25) * OUTPUT_RATE // 25
+    second = read_bwf(report["takes"][2]["wav"])  # shot2: source starts at frame 5: 5 frames of head
+    assert Fraction(second.samples.shape[1], OUTPUT_RATE) * 25 == 5 + 30 + 25
+    assert report["takes"][2]["record_in"] == "01:00:02:00"
+    assert first.media_reference.available_range.duration == RT(90, RATE)
+
+
+def test_bad_selections_and_offline_media_fail_cleanly(tmp_path, media, bundle, capsys):  # noqa: F811
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    offline = tmp_path / "offline.otio"
+    timeline = otio.adapters.read_from_file(str(source))
+    for clip in timeline.find_clips():
+        clip.media_reference.target_url = "/nowhere/" + media.name
+    otio.adapters.write_to_file(timeline, str(offline))
+    assert main(["timeline", "foley", str(offline), "--all", "--bundle", str(bundle)]) == 1
+    err = capsys.readouterr().err
+    assert "offline media under the selection: shot1 (/nowhere/" in err and "--search" in err
+    assert main(["timeline", "foley", str(offline), "--all", "--bundle", str(bundle),
+                 "--search", str(media.parent), "--json"]) == 0  # relinked by file name
+    assert json.loads(capsys.readouterr().out)["segments"] == 2
+    assert main(["timeline", "foley", str(source), "--in", "01:00:01:20", "--out",
+                 "01:00:02:00", "--bundle", str(bundle)]) == 1
+    assert "no video under 01:00:01:20-01:00:02:00" in capsys.readouterr().err
+    assert main(["timeline", "foley", str(source), "--in", "02:00:00:00", "--out",
+                 "02:00:01:00", "--bundle", str(bundle)]) == 1
+    assert "lies outside the timeline" in capsys.readouterr().err
+    leftovers = [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+    assert leftovers == []
+
+
+def test_inspect_lists_tracks_clips_and_missing_media(tmp_path, media, capsys):
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    assert main(["timeline", "inspect", str(source), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rate"] == RATE and report["start"] == "01:00:00:00"
+    assert [c["record_in"] for c in report["clips"]] == ["01:00:00:00", "01:00:02:00"]
+    assert report["missing_media"] == []
+    assert main(["timeline", "inspect", str(tmp_path / "none.otio")]) == 1
+    assert "timeline file not found" in capsys.readouterr().err
