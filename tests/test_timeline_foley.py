@@ -113,3 +113,23 @@ def test_inspect_lists_tracks_clips_and_missing_media(tmp_path, media, capsys):
     assert report["missing_media"] == []
     assert main(["timeline", "inspect", str(tmp_path / "none.otio")]) == 1
     assert "timeline file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt, suffix", [("xml", ".xml"), ("aaf", ".aaf")])
+def test_exports_read_back_with_their_own_adapters(tmp_path, media, bundle, fmt, suffix,  # noqa: F811
+                                                   capsys):
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    assert main(["timeline", "foley", str(source), "--clip", "shot2", "--prompt", "wood",
+                 "--format", fmt, "--bundle", str(bundle), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["timeline"].endswith(f"reel1_foley_v001{suffix}")
+    back = otio.adapters.read_from_file(report["timeline"])
+    timeline = back if isinstance(back, otio.schema.Timeline) else \
+        next(iter(back.find_children(descended_from_type=otio.schema.Timeline)))
+    audio = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio
+             and t.find_clips()]
+    clips = [c for t in audio for c in t.find_clips()]
+    assert len(clips) == 1
+    placed = clips[0].transformed_time_range(clips[0].trimmed_range(), timeline.tracks)
+    assert placed.start_time.to_frames() == 50 and placed.duration.to_frames() == 30
+    assert clips[0].source_range.start_time.to_frames() == 5  # the head handle stays in the file
