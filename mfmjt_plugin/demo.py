@@ -29,8 +29,8 @@ def run(out: Path | str = "demo-output", seed: int = 0) -> int:
         print(f"take:    {path}")
     print(f"preview: {report['preview']}")
     s = report["settings"]
-    print(f"one network step, {s['mode']} guidance w={s['guidance']:g}; timings: imports "
-          f"{imported:.2f} s, model load {t['load_s']:.2f} s, picture features "
+    print(f"one network step, {s['mode']} guidance w={s['guidance']:g}; timings: start-up "
+          f"{imported:.2f} s, model load (with torch) {t['load_s']:.2f} s, picture features "
           f"{t['features_s']:.2f} s, generation {t['generate_s']:.2f} s, writing {t['write_s']:.2f} s; "
           f"total {time.perf_counter() - began:.2f} s")
     return 0

@@ -64,11 +64,18 @@ def generate(video: Path, *, bundle: str, out: Path, start: float = 0.0, end=Non
                               end=None if end is None else Fraction(end).limit_denominator(100000),
                               prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
                               mode=mode, steps=steps, seed=seed, takes=takes)
-    with tqdm(desc="generating", unit="step", disable=quiet, leave=False) as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
+    bars = []  # opened at the first step, so a request that fails at once prints only its error
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(desc="generating", unit="step", total=total, disable=quiet,
+                             leave=False))
+        bars[0].update(done - bars[0].n)
+    try:
         result = pipeline.generate(request, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     began = time.perf_counter()
     provenance = {"bundle": str(pipeline.bundle.path), "network_sha256": pipeline.bundle.network_sha256,
                   **result.settings, "seed": seed, "prompt": prompt,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -21,7 +22,7 @@ from engine.atomic import atomic_target
 from engine.cancel import Cancelled
 from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder, VideoFeatures,
                                   sync_segment_starts)
-from engine.media.decode import decode_frames
+from engine.media.decode import decode_frames, probe
 from trainer.data.scan import LibraryItem, ScanReport
 from trainer.diskspace import is_out_of_space
 from trainer.data.windows import iter_windows
@@ -71,6 +72,23 @@ def _shard_is_valid(path: Path, key: str) -> bool:
         return False
 
 
+def _window_frames(item: LibraryItem, start: float, window_seconds: float, encoder):
+    """Frames of a window; a video shorter than the window (its audio is padded with silence)
+    holds its last frame to the window's end, so both streams keep the window's length."""
+    available = min(window_seconds, float(probe(item.path).duration) - start)  # picture's end
+    specs = (encoder.clip_spec, encoder.sync_spec)
+    if available >= window_seconds - 1e-6:
+        return decode_frames(item.path, start, window_seconds, specs)
+    frames = decode_frames(item.path, start, available, specs)
+    padded = []
+    for spec, got in zip(specs, frames):
+        want = int(window_seconds * float(spec.fps))
+        if len(got) < want:
+            got = np.concatenate([got, np.repeat(got[-1:], want - len(got), axis=0)])
+        padded.append(got)
+    return tuple(padded)
+
+
 def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
                   window_seconds: float, sample_rate: int) -> Optional[dict[str, torch.Tensor]]:
     rows: dict[str, list] = {k: [] for k in ("latent_mean", "latent_std", "clip", "sync",
@@ -84,8 +102,8 @@ def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
             rows["latent_mean"].append(posterior.mean[0])
             rows["latent_std"].append(posterior.std[0])
             if item.kind == "video":
-                clip_frames, sync_frames = decode_frames(item.path, window.start, window_seconds,
-                                                         (encoder.clip_spec, encoder.sync_spec))
+                clip_frames, sync_frames = _window_frames(item, window.start, window_seconds,
+                                                          encoder)
                 feats = encoder.encode_video(clip_frames, sync_frames)
                 rows["has_video"].append(torch.tensor(1, dtype=torch.uint8))
             else:
