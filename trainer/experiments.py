@@ -83,6 +83,27 @@ def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
     return report
 
 
+def ablation_only(report: dict, ablation: dict[str, Path], log=print) -> dict:
+    """Add table (c) to an existing report, on the same scenes and settings."""
+    from engine.pipeline import FoleyPipeline
+    from trainer.classifier import load_classifier
+    from trainer.evaluate import evaluate, prepare_scenes
+    classifier = load_classifier()
+    base = {"guidance": report["defaults"]["guidance"], "mode": report["defaults"]["mode"],
+            "steps": 1}
+    scene_set = None
+    report["ratio_ablation"] = {}
+    for label, path in ablation.items():
+        other = FoleyPipeline(path)
+        scene_set = scene_set or prepare_scenes(other, count=report["scenes"], seed=report["seed"])
+        metrics = evaluate(other, classifier, scenes=report["scenes"], seed=report["seed"],
+                           settings=base, scene_set=scene_set)
+        report["ratio_ablation"][label] = {
+            **_row(metrics), "steps": other.bundle.manifest["provenance"].get("steps")}
+        log(f"ratio {label}: F1 {metrics['onset_f1']:.3f} acc {metrics['class_accuracy']:.3f}")
+    return report
+
+
 def best_guidance(report: dict, mode: str = "scaled", steps: int = 1) -> float:
     """The strength that maximises onset F1 + class accuracy at one step."""
     table = report["guidance"][f"{mode}/{steps}"]
@@ -132,10 +153,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ablation", nargs="*", default=[], help="LABEL=BUNDLE pairs")
+    parser.add_argument("--ablation-only", action="store_true",
+                        help="add table (c) to the existing --out report")
     args = parser.parse_args(argv)
-    ablation = dict(item.split("=", 1) for item in args.ablation)
-    report = run(args.bundle, scenes=args.scenes, seed=args.seed,
-                 ablation={k: Path(v) for k, v in ablation.items()})
+    ablation = {k: Path(v) for k, v in (item.split("=", 1) for item in args.ablation)}
+    if args.ablation_only:
+        report = ablation_only(json.loads(args.out.read_text()), ablation)
+    else:
+        report = run(args.bundle, scenes=args.scenes, seed=args.seed, ablation=ablation)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
