@@ -32,7 +32,8 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
                       data_summary: Optional[dict] = None, codec: Optional[dict] = None,
                       encoders: Optional[dict] = None, licence: str = "proprietary",
                       extra_from=None, extra_files: Optional[dict] = None,
-                      defaults: Optional[dict] = None, provenance_extra: Optional[dict] = None) -> Path:
+                      defaults: Optional[dict] = None, provenance_extra: Optional[dict] = None,
+                      weights: str = "ema") -> Path:
     """Write the checkpoint's EMA weights as a new bundle (MeanFlow mode). `extra_from`: a bundle
     whose codec / encoder files are carried over unchanged."""
     checkpoint = Path(checkpoint)
@@ -45,10 +46,12 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, preset: str,
     config = NetworkConfig.from_dict(extra["config"])
     with torch.device("meta"):
         network = MFMJT(config)
-    state = {k: ema.get(k, v).to(v.dtype) for k, v in model.items()}
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
+    state = {k: (ema.get(k, v) if weights == "ema" else v).to(v.dtype) for k, v in model.items()}
     network.load_state_dict(state, strict=True, assign=True)
     provenance = {"recipe": extra.get("recipe"), "steps": position["step"],
-                  "checkpoint": checkpoint.name, "weights": "ema",
+                  "checkpoint": checkpoint.name, "weights": weights,
                   "data": data_summary or {}, **(provenance_extra or {})}
     extra = dict(extra_from.extra) if extra_from is not None else {}
     extra.update(extra_files or {})
