@@ -102,9 +102,21 @@ def run(args: argparse.Namespace) -> int:
         settings = FoleySettings(prompt=args.prompt, negative_prompt=args.negative_prompt,
                                  takes=args.takes, guidance=args.guidance, mode=args.mode,
                                  steps=args.steps, seed=args.seed, bundle=args.bundle)
-        report = make_foley(args.file, selection, settings, rate=args.rate,
-                            sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
-                            search=args.search)
+        from tqdm import tqdm
+        bars = []  # opened at the first finished segment, so early errors print alone
+
+        def progress(done, total):
+            if not bars:
+                bars.append(tqdm(desc="segments", unit="segment", total=total,
+                                 disable=args.json, leave=False))
+            bars[0].update(done - bars[0].n)
+        try:
+            report = make_foley(args.file, selection, settings, rate=args.rate,
+                                sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
+                                search=args.search, progress=progress)
+        finally:
+            for bar in bars:
+                bar.close()
     except (TimelineError, BundleError, MediaError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
