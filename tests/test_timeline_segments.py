@@ -75,6 +75,16 @@ def test_a_timecode_selection_cuts_segments_at_its_edges_in_drop_frame_too():
     assert start.rate == rate
 
 
+def test_drop_frame_counting_follows_what_the_timeline_says():
+    rate = 30000 / 1001
+    timeline = build(rate, start_tc="00:00:59;28")
+    assert ";" not in to_timecode(timeline, RT(0, rate))  # OTIO records no DF flag: NDF
+    timeline.metadata["fcp_xml"] = {"timecode": {"displayformat": "DF"}}  # as FCP7 XML says
+    assert to_timecode(timeline, RT(0, rate)) == "00:00:59;28"
+    assert to_timecode(timeline, RT(2, rate)) == "00:01:00;02"  # minute 1 drops frames 00, 01
+    assert ";" not in to_timecode(build(25.0), RT(0, 25.0))  # never DF at 25 fps
+
+
 def test_time_warps_scale_source_time_and_freeze_frames_are_refused():
     rate = 24.0
     track = otio.schema.Track(kind=otio.schema.TrackKind.Video)

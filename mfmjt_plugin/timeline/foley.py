@@ -86,6 +86,9 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     timeline_rate = segments[0].rate
     frame_rate = Fraction(exact_rate(timeline_rate)).limit_denominator(1001)
     start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
+    # report timecodes the way the editor counts them: drop-frame if they typed it or the
+    # timeline says so
+    drop = True if ";" in (selection.tc_in or "") else None
     pipeline = FoleyPipeline(resolve_bundle(settings.bundle))
     placements, takes_report = [], []
     for index, segment in enumerate(segments):
@@ -122,8 +125,11 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                 head_handle=RT(head_frames, timeline_rate),
                 file_duration=RT(file_frames, timeline_rate), metadata=dict(metadata)))
             takes_report.append({"wav": str(wav), "take": k, "clip": segment.clip_name,
-                                 "record_in": to_timecode(timeline, segment.record_range.start_time),
-                                 "record_out": to_timecode(timeline, segment.record_range.end_time_exclusive())})
+                                 "record_in": to_timecode(timeline, segment.record_range.start_time,
+                                                          drop_frame=drop),
+                                 "record_out": to_timecode(
+                                     timeline, segment.record_range.end_time_exclusive(),
+                                     drop_frame=drop)})
         if progress is not None:
             progress(index + 1, len(segments))
     result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)

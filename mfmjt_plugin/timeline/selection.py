@@ -58,11 +58,24 @@ def parse_timecode(timeline, text: str) -> otio.opentime.RationalTime:
     return (record - _start(timeline)).rescaled_to(timeline_rate(timeline))
 
 
+def is_drop_frame(timeline) -> bool:
+    """Whether the timeline counts drop-frame timecode: only 29.97 / 59.94 can, and only when the
+    source says so (FCP7 XML's displayformat; our own metadata). OTIO itself does not record it,
+    and its writer would default to DF for these rates, so the default here is NDF."""
+    rate = exact_rate(timeline_rate(timeline))
+    if rate not in (30000 / 1001, 60000 / 1001):
+        return False
+    fcp = (timeline.metadata.get("fcp_xml") or {}).get("timecode") or {}
+    ours = timeline.metadata.get("mfmjt") or {}
+    return fcp.get("displayformat") == "DF" or bool(ours.get("drop_frame"))
+
+
 def to_timecode(timeline, stack_time, *, drop_frame: Optional[bool] = None) -> str:
+    """Record timecode of a stack time; drop-frame as the timeline counts unless told."""
     rate = exact_rate(timeline_rate(timeline))
     record = (stack_time + _start(timeline)).rescaled_to(rate)
     if drop_frame is None:
-        drop_frame = False
+        drop_frame = is_drop_frame(timeline)
     return otio.opentime.to_timecode(record, rate, drop_frame=drop_frame)
 
 
