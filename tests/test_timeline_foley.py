@@ -133,3 +133,19 @@ def test_exports_read_back_with_their_own_adapters(tmp_path, media, bundle, fmt,
     placed = clips[0].transformed_time_range(clips[0].trimmed_range(), timeline.tracks)
     assert placed.start_time.to_frames() == 50 and placed.duration.to_frames() == 30
     assert clips[0].source_range.start_time.to_frames() == 5  # the head handle stays in the file
+
+
+def test_a_razor_cut_inside_one_shot_is_generated_as_one_request():
+    from mfmjt_plugin.timeline.foley import merge_contiguous
+    from mfmjt_plugin.timeline.segments import resolve_segments
+    ref = otio.schema.ExternalReference(target_url="/media/a.mov")
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    for start, duration in ((10, 20), (30, 15)):  # continues the media: one shot, cut in two
+        track.append(otio.schema.Clip(name="a", media_reference=ref.clone(),
+                                      source_range=TR(RT(start, RATE), RT(duration, RATE))))
+    track.append(otio.schema.Clip(name="a", media_reference=ref.clone(),  # jumps: a new shot
+                                  source_range=TR(RT(90, RATE), RT(10, RATE))))
+    timeline = otio.schema.Timeline(tracks=[track])
+    parts = merge_contiguous(resolve_segments(timeline, TR(RT(0, RATE), RT(45, RATE))))
+    assert [(p.record_range.start_time.value, p.record_range.duration.value,
+             p.source_range.start_time.value) for p in parts] == [(0, 35, 10), (35, 10, 90)]

@@ -3,14 +3,14 @@ holding the Foley tracks, beside the source. The source timeline and media are o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
 from mfmjt_plugin.timeline.insert import Placement, insert_foley
 from mfmjt_plugin.timeline.io import read_timeline, write_new_version
-from mfmjt_plugin.timeline.segments import RT, Segment, TimelineError, resolve_segments
+from mfmjt_plugin.timeline.segments import RT, TR, Segment, TimelineError, resolve_segments
 from mfmjt_plugin.timeline.selection import Selection, exact_rate, selection_range, to_timecode
 
 HANDLE_SECONDS = 1.0  # NLE.md: at least 1 s of handle in each file
@@ -30,6 +30,28 @@ class FoleySettings:
 
 def _slug(text: str, limit: int = 24) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit] or "foley"
+
+
+def merge_contiguous(segments: list[Segment]) -> list[Segment]:
+    """Join neighbours that continue the same media without a jump (a razor cut, a clip split
+    across layers), so each continuous shot is generated in one request."""
+    merged: list[Segment] = []
+    for segment in segments:
+        last = merged[-1] if merged else None
+        if (last is not None and last.media == segment.media and last.media is not None
+                and last.time_scalar == segment.time_scalar
+                and last.record_range.end_time_exclusive() == segment.record_range.start_time
+                and last.source_range.end_time_exclusive() == segment.source_range.start_time):
+            merged[-1] = replace(last, record_range=TR(
+                last.record_range.start_time,
+                last.record_range.duration + segment.record_range.duration),
+                source_range=TR(last.source_range.start_time,
+                                last.source_range.duration + segment.source_range.duration),
+                clip_name=last.clip_name if last.clip_name == segment.clip_name
+                else f"{last.clip_name}+{segment.clip_name}")
+        else:
+            merged.append(segment)
+    return merged
 
 
 def relink(segments: list[Segment], search: Optional[Path]) -> dict[str, Path]:
@@ -77,7 +99,8 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
-    segments = [s for s in resolve_segments(timeline, chosen) if s.record_range.duration.value > 0]
+    segments = merge_contiguous([s for s in resolve_segments(timeline, chosen)
+                                 if s.record_range.duration.value > 0])
     if not segments:
         raise TimelineError(f"{source}: no video under {selection.describe()}; select a range "
                             f"with picture")
