@@ -111,11 +111,12 @@ class FoleyPipeline:
                        negative: Optional[torch.Tensor], noise: torch.Tensor, settings: dict,
                        progress: Optional[Callable[[int, int], None]] = None,
                        cancel: Optional[Callable[[], bool]] = None) -> torch.Tensor:
-        """One window for a batch: features[i] with noise[i] (B, N, C) -> latents (B, N, C)."""
+        """One window for a batch: features[i] with noise[i] (B, N, C) -> latents (B, N, C).
+        text: (1 or B, L, D) text features, one for all items or one per item."""
         net, dev = self.network, self.device
         clip = torch.stack([f.clip for f in features]).to(dev)
         sync = torch.stack([f.sync for f in features]).to(dev)
-        text = text.to(dev).expand(len(features), -1, -1)
+        text = text.to(dev).expand(len(features), -1, -1) if text.shape[0] == 1 else text.to(dev)
         cond = net.preprocess_conditions(clip, sync, text)
         empty = net.empty_conditions(len(features), clip_len=clip.shape[1], sync_len=sync.shape[1],
                                      negative_text_f=None if negative is None else negative.to(dev))
@@ -155,10 +156,9 @@ class FoleyPipeline:
         began = time.perf_counter()
         window = min(float(duration), cfg.training_duration)
         starts = window_starts(float(duration), cfg.training_duration)
-        windows = []
-        for index, offset in enumerate(starts):
-            length = Fraction(window).limit_denominator(100000)
-            windows.append((index, start + Fraction(offset).limit_denominator(100000), length))
+        length = Fraction(window).limit_denominator(100000)
+        windows = [(index, start + Fraction(offset).limit_denominator(100000), length)
+                   for index, offset in enumerate(starts)]
         features = [self.video_features(media, s, d) for _, s, d in windows]
         timings["features_s"] = time.perf_counter() - began
         began = time.perf_counter()

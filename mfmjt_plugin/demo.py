@@ -18,7 +18,6 @@ DEMO_CLIP = DEMO_DIR / "demo.mp4"
 def run(out: Path | str = "demo-output", seed: int = 0) -> int:
     began = time.perf_counter()
     from mfmjt_plugin.generate_cli import generate
-    imported = time.perf_counter() - began
     events = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
     contacts = ", ".join(f"{e['time']:.2f}" for e in events["events"])
     print(f"MF-MJT demo: {DEMO_CLIP.name} ({events['duration']:g} s, {events['sound_class']}, "
@@ -29,8 +28,8 @@ def run(out: Path | str = "demo-output", seed: int = 0) -> int:
         print(f"take:    {path}")
     print(f"preview: {report['preview']}")
     s = report["settings"]
-    print(f"one network step, {s['mode']} guidance w={s['guidance']:g}; timings: start-up "
-          f"{imported:.2f} s, model load (with torch) {t['load_s']:.2f} s, picture features "
+    print(f"one network step, {s['mode']} guidance w={s['guidance']:g}; timings: model load "
+          f"(with torch) {t['load_s']:.2f} s, picture features "
           f"{t['features_s']:.2f} s, generation {t['generate_s']:.2f} s, writing {t['write_s']:.2f} s; "
           f"total {time.perf_counter() - began:.2f} s")
     return 0

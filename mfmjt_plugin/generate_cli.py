@@ -48,12 +48,10 @@ def generate(video: Path, *, bundle: str, out: Path, start: float = 0.0, end=Non
     import time
     from fractions import Fraction
 
-    from tqdm import tqdm
-
     from engine.deliver import write_takes
-    from engine.pipeline import FoleyPipeline, GenerateRequest
-
     from engine.features.cache import FeatureCache
+    from engine.pipeline import FoleyPipeline, GenerateRequest
+    from mfmjt_plugin.progress import lazy_bar
 
     began = time.perf_counter()
     # the picture's features are cached on disk: regenerating a range with another seed, prompt
@@ -64,18 +62,8 @@ def generate(video: Path, *, bundle: str, out: Path, start: float = 0.0, end=Non
                               end=None if end is None else Fraction(end).limit_denominator(100000),
                               prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
                               mode=mode, steps=steps, seed=seed, takes=takes)
-    bars = []  # opened at the first step, so a request that fails at once prints only its error
-
-    def progress(done, total):
-        if not bars:
-            bars.append(tqdm(desc="generating", unit="step", total=total, disable=quiet,
-                             leave=False))
-        bars[0].update(done - bars[0].n)
-    try:
+    with lazy_bar("generating", "step", disable=quiet) as progress:
         result = pipeline.generate(request, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     began = time.perf_counter()
     provenance = {"bundle": str(pipeline.bundle.path), "network_sha256": pipeline.bundle.network_sha256,
                   **result.settings, "seed": seed, "prompt": prompt,

@@ -98,25 +98,15 @@ def run(args: argparse.Namespace) -> int:
         if args.tc_in is not None and args.tc_out is None:
             raise TimelineError("--in needs --out")
         selection = Selection(tc_in=args.tc_in, tc_out=args.tc_out, marker=args.marker,
-                              clip=args.clip, track=args.track, whole=args.all)
+                              clip=args.clip, track=args.track)
         settings = FoleySettings(prompt=args.prompt, negative_prompt=args.negative_prompt,
                                  takes=args.takes, guidance=args.guidance, mode=args.mode,
                                  steps=args.steps, seed=args.seed, bundle=args.bundle)
-        from tqdm import tqdm
-        bars = []  # opened at the first finished segment, so early errors print alone
-
-        def progress(done, total):
-            if not bars:
-                bars.append(tqdm(desc="segments", unit="segment", total=total,
-                                 disable=args.json, leave=False))
-            bars[0].update(done - bars[0].n)
-        try:
+        from mfmjt_plugin.progress import lazy_bar
+        with lazy_bar("segments", "segment", disable=args.json) as progress:
             report = make_foley(args.file, selection, settings, rate=args.rate,
                                 sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
                                 search=args.search, progress=progress)
-        finally:
-            for bar in bars:
-                bar.close()
     except (TimelineError, BundleError, MediaError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -53,7 +53,8 @@ def fit(args: argparse.Namespace) -> int:
     if args.init is None and args.preset is None:
         raise ValueError("give --init BUNDLE to fine-tune, or --preset NAME for a new network")
     init = resolve_bundle(args.init or "starter")
-    config = preset_config(args.preset) if args.init is None else load_bundle(init).network.config
+    init_bundle = load_bundle(init)  # read once: network (with --init), codec, encoders
+    config = preset_config(args.preset) if args.init is None else init_bundle.network.config
     out = Path(args.out)
     data = Path(args.data)
     if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
@@ -63,7 +64,7 @@ def fit(args: argparse.Namespace) -> int:
         if status:
             return status
         data = out / "cache"
-    network = load_bundle(init).network if args.init is not None else \
+    network = init_bundle.network if args.init is not None else \
         new_network(args.preset, data)
     if args.freeze:
         freeze(network, args.freeze)
@@ -72,7 +73,7 @@ def fit(args: argparse.Namespace) -> int:
     from engine.bundles.components import load_codec
     from trainer.validation import make_validator
     shards = load_shards(data)
-    validate = make_validator(shards, load_codec(load_bundle(init)))
+    validate = make_validator(shards, load_codec(init_bundle))
     total = min(recipe.steps, args.max_steps or recipe.steps)
     with tqdm(total=total, desc="training", unit="step") as bar:
         def progress(step, end, loss):

@@ -48,7 +48,7 @@ def build(rate: float, start_tc: str = "01:00:00:00"):
 @pytest.mark.parametrize("rate", [24000 / 1001, 25.0, 30000 / 1001, 60000 / 1001])
 def test_segments_map_record_to_source_exactly_through_nesting_and_layers(rate):
     timeline = build(rate)
-    whole = selection_range(timeline, Selection(whole=True))
+    whole = selection_range(timeline, Selection())
     assert whole.duration.value == 48 + 12 + 30 + 24
     got = [(s.clip_name, s.record_range.start_time.value, s.record_range.duration.value,
             s.source_range.start_time.value) for s in resolve_segments(timeline, whole)]
@@ -106,7 +106,7 @@ def test_disabled_tracks_and_clips_are_not_picture():
     timeline.tracks[1].enabled = False  # V2 off: A shows through
     timeline.tracks[0][0].enabled = False  # and A itself off
     names = [s.clip_name for s in resolve_segments(timeline, selection_range(
-        timeline, Selection(whole=True)))]
+        timeline, Selection()))]
     assert names == ["B", "C"]
 
 

@@ -45,14 +45,17 @@ class AudioClassifier(nn.Module):
         h = self.body(mel - mel.mean(dim=(1, 2), keepdim=True))  # level-invariant
         return self.embed(torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1))
 
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.nn.functional.gelu(embedding))
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.nn.functional.gelu(self.embedding(wave)))
+        return self.logits(self.embedding(wave))
 
     @torch.no_grad()
     def predict(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(class indices, embeddings) for (B, samples)."""
         emb = self.embedding(wave)
-        return self.head(torch.nn.functional.gelu(emb)).argmax(dim=-1), emb
+        return self.logits(emb).argmax(dim=-1), emb
 
 
 def _augment(wave: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -97,7 +100,7 @@ def train_classifier(waves: torch.Tensor, labels: torch.Tensor, classes: tuple[s
             pick = (torch.rand(batch, 1, 1, generator=gen) < 0.5).float()
             mel = pick * coded + (1 - pick) * mel
         mel = _smear(mel, gen)
-        logits = model.head(torch.nn.functional.gelu(model.embedding_from_mel(mel)))
+        logits = model.logits(model.embedding_from_mel(mel))
         loss = torch.nn.functional.cross_entropy(logits, labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -40,6 +40,10 @@ class SceneSet:
     features: list[VideoFeatures]
     reference: torch.Tensor  # (N, samples) real audio at 16 kHz
     seed: int
+    # the real audio's classifier embeddings and metrics, computed once per set (a sweep
+    # evaluates the same scenes dozens of times)
+    reference_embedding: Optional[torch.Tensor] = None
+    real_metrics: Optional[dict] = None
 
 
 def prepare_scenes(pipeline, *, count: int, seed: int, workdir: Optional[Path] = None,
@@ -77,13 +81,8 @@ def generate_set(pipeline, scene_set: SceneSet, settings: dict, *, shuffle_video
         text = pipeline.encoder.encode_text([scene_set.scenes[i].caption for i in chunk]) \
             if with_caption else empty
         start = time.perf_counter()
-        if with_caption:
-            latents = torch.cat([pipeline.sample_latents([features[i]], text[j:j + 1], None,
-                                                         noise[j:j + 1], settings)
-                                 for j, i in enumerate(chunk)])
-        else:
-            latents = pipeline.sample_latents([features[i] for i in chunk], text, None, noise,
-                                              settings)
+        latents = pipeline.sample_latents([features[i] for i in chunk], text, None, noise,
+                                          settings)
         audio = pipeline.decode(latents)
         seconds.append((time.perf_counter() - start) / len(chunk))
         outputs.append(audio[:, : scene_set.reference.shape[1]])
@@ -111,7 +110,8 @@ def audio_metrics(audio: torch.Tensor, scene_set: SceneSet, classifier: AudioCla
         else np.array([np.nan])
     labels = torch.tensor([s.class_index for s in scene_set.scenes])
     predicted, embedding = classifier.predict(audio)
-    _, reference_embedding = classifier.predict(scene_set.reference)
+    if scene_set.reference_embedding is None:
+        scene_set.reference_embedding = classifier.predict(scene_set.reference)[1]
     meter = pyloudnorm.Meter(sample_rate)
     loudness = [meter.integrated_loudness(w.astype(np.float64)) for w in audio.numpy()]
     loudness = [v for v in loudness if np.isfinite(v)]
@@ -120,7 +120,8 @@ def audio_metrics(audio: torch.Tensor, scene_set: SceneSet, classifier: AudioCla
         "onset_f1": f1, "onset_precision": precision, "onset_recall": recall,
         "onset_offset_ms": float(np.mean(offsets) * 1000),
         "class_accuracy": float(correct.float().mean()),
-        "frechet_distance": frechet_distance(embedding.numpy(), reference_embedding.numpy()),
+        "frechet_distance": frechet_distance(embedding.numpy(),
+                                             scene_set.reference_embedding.numpy()),
         "clipping_fraction": float((audio.abs() >= CLIP_LEVEL).float().mean()),
         "loudness_lufs_mean": float(np.mean(loudness)) if loudness else float("-inf"),
         "silent_takes": len(audio) - len(loudness),
@@ -138,8 +139,10 @@ def evaluate(pipeline, classifier: AudioClassifier, *, scenes: int, seed: int, s
     audio, seconds = generate_set(pipeline, scene_set, settings, shuffle_video=shuffle_video,
                                   with_caption=with_caption)
     metrics = audio_metrics(audio, scene_set, classifier, sample_rate=pipeline.sample_rate)
-    real = audio_metrics(scene_set.reference, scene_set, classifier,
-                         sample_rate=pipeline.sample_rate)
+    if scene_set.real_metrics is None:
+        scene_set.real_metrics = audio_metrics(scene_set.reference, scene_set, classifier,
+                                               sample_rate=pipeline.sample_rate)
+    real = scene_set.real_metrics
     metrics.update({
         "scenes": len(scene_set.scenes), "seed": seed, "settings": settings,
         "shuffle_video": shuffle_video, "with_caption": with_caption,

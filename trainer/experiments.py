@@ -104,12 +104,6 @@ def ablation_only(report: dict, ablation: dict[str, Path], log=print) -> dict:
     return report
 
 
-def best_guidance(report: dict, mode: str = "scaled", steps: int = 1) -> float:
-    """The strength that maximises onset F1 + class accuracy at one step."""
-    table = report["guidance"][f"{mode}/{steps}"]
-    return float(max(table, key=lambda w: table[w]["onset_f1"] + table[w]["class_accuracy"]))
-
-
 def markdown(report: dict) -> str:
     def fmt(row):
         return (f"| {row['onset_f1']:.3f} | {row['onset_offset_ms']:.1f} | "

@@ -21,8 +21,7 @@ class Selection:
     tc_out: Optional[str] = None
     marker: Optional[str] = None
     clip: Optional[str] = None
-    track: Optional[int] = None
-    whole: bool = False
+    track: Optional[int] = None  # none of these: the whole timeline
 
     def describe(self) -> str:
         if self.tc_in is not None:

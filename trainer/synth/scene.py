@@ -1,7 +1,7 @@
 """Scenes: one sound class, several events at visually marked contact times, varied framing.
 
-A scene is fully determined by its seed, so splits are seed ranges in separate namespaces:
-`scene_seeds("train", n)` can never produce a scene that `scene_seeds("eval:7", n)` produces.
+A scene is fully determined by its namespace and seed, so splits are seeds in separate
+namespaces: `sample_scene(i, namespace="train")` never equals a scene of namespace "eval:7".
 """
 from __future__ import annotations
 
@@ -116,6 +116,3 @@ def sample_scene(seed: int, *, namespace: str = "train", duration: float = 4.0,
     return Scene(seed=seed, namespace=namespace, sound_class=cls.name, caption=caption,
                  duration=duration, fps=fps, events=events, look=look, sound=sound)
 
-
-def scene_seeds(namespace: str, count: int, first: int = 0) -> list[tuple[str, int]]:
-    return [(namespace, first + i) for i in range(count)]

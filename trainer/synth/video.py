@@ -111,7 +111,7 @@ def _ball(img, c, time):
         u = (time - previous[-1]) / span
         height = 4 * u * (1 - u) * 600 * span ** 2
     elif following:  # falling in from above
-        height = 300 * ahead ** 2 + 0.0
+        height = 300 * ahead ** 2
     else:  # the last bounce sends it up and out
         height = 300 * behind * (1.4 - behind)
     x = -120 + 240 * time / c.scene.duration
