@@ -21,21 +21,26 @@ pick_python() {
     return 1
 }
 
-# System libraries that wheels do not carry. sounddevice needs PortAudio at run time.
+# System packages that wheels do not carry: sounddevice needs PortAudio at run time; MLT's
+# `melt` renders the MLT XML timelines we write (Shotcut, Kdenlive), which the tests check.
 ensure_system_libraries() {
     local missing=()
     ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so' || missing+=(libportaudio2)
+    command -v melt >/dev/null 2>&1 || missing+=(melt)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing system libraries: ${missing[*]}"
-        if ! { apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+        say "installing system packages: ${missing[*]}"
+        local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
+        if ! { DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
                || { apt-get update -qq >/dev/null 2>&1 && \
-                    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }; }; then
-            say "could not install ${missing[*]}; audio playback will be unavailable until you do"
+                    DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1; }; }; then
+            say "could not install ${missing[*]}; without PortAudio there is no playback,"
+            say "without melt the MLT render test fails"
         fi
     else
-        say "missing system libraries: ${missing[*]} (install them with your package manager;"
-        say "audio playback is unavailable until then, everything else works)"
+        say "missing system packages: ${missing[*]} (install them with your package manager;"
+        say "without PortAudio there is no playback, without melt the MLT render test fails;"
+        say "everything else works)"
     fi
 }
 

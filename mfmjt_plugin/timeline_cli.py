@@ -32,12 +32,14 @@ def add_parser(sub) -> None:
     foley.add_argument("--steps", type=int, default=None)
     foley.add_argument("--seed", type=int, default=0)
     foley.add_argument("--bundle", default="starter")
-    foley.add_argument("--format", choices=["otio", "xml", "fcpxml", "aaf"], default=None,
+    foley.add_argument("--format", choices=["otio", "xml", "fcpxml", "aaf", "mlt"], default=None,
                        help="format of the new timeline (default: the source's)")
     foley.add_argument("--search", type=Path, default=None,
                        help="folder to relink offline media from (searched by file name)")
     foley.add_argument("--media-out", type=Path, default=None,
                        help="folder for the WAVs (default: <timeline>_foley_media beside it)")
+    foley.add_argument("--timeline-out", type=Path, default=None,
+                       help="folder for the new timeline version (default: beside the source)")
 
 
 def inspect(args) -> dict:
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         with lazy_bar("segments", "segment", disable=args.json) as progress:
             report = make_foley(args.file, selection, settings, rate=args.rate,
                                 sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
-                                search=args.search, progress=progress)
+                                search=args.search, timeline_dir=args.timeline_out,
+                                progress=progress)
     except (TimelineError, BundleError, MediaError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

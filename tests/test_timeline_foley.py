@@ -115,7 +115,7 @@ def test_inspect_lists_tracks_clips_and_missing_media(tmp_path, media, capsys):
     assert "timeline file not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fmt, suffix", [("xml", ".xml"), ("aaf", ".aaf")])
+@pytest.mark.parametrize("fmt, suffix", [("xml", ".xml"), ("aaf", ".aaf"), ("fcpxml", ".fcpxml")])
 def test_exports_read_back_with_their_own_adapters(tmp_path, media, bundle, fmt, suffix,  # noqa: F811
                                                    capsys):
     source = build_timeline(media, tmp_path / "reel1.otio")

@@ -88,14 +88,8 @@ def _media_seconds(segment: Segment, reference_start) -> tuple[Fraction, Fractio
 def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleySettings, *,
                rate: Optional[float] = None, sequence: Optional[str] = None,
                fmt: Optional[str] = None, out_dir: Optional[Path] = None,
-               search: Optional[Path] = None,
+               search: Optional[Path] = None, timeline_dir: Optional[Path] = None,
                progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    from engine.deliver import write_takes
-    from engine.media.bwf import OUTPUT_RATE, next_version_path
-    from engine.media.decode import probe
-    from engine.pipeline import FoleyPipeline, GenerateRequest
-    from mfmjt_plugin.generate_cli import resolve_bundle
-
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
@@ -106,6 +100,44 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                             f"with picture")
     files = relink(segments, search)
     out_dir = Path(out_dir) if out_dir else source.parent / f"{source.stem}_foley_media"
+    timeline_dir = Path(timeline_dir) if timeline_dir else source.parent
+    created_media_dir = not out_dir.exists()
+    written: list[Path] = []
+    try:
+        for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
+            ensure_writable(folder, option)
+        return _generate_and_insert(timeline, source, segments, files, settings, selection,
+                                    out_dir, timeline_dir, fmt, progress, written)
+    except BaseException:
+        # nothing half-done is left: the takes of an interrupted or failed run go with it
+        for path in written:
+            path.unlink(missing_ok=True)
+        if created_media_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+
+
+def ensure_writable(folder: Path, option: str) -> None:
+    """Fail before any work if `folder` cannot take new files (read-only volume, permissions, a
+    file in the way); tried for real, because permission bits say nothing to root."""
+    import tempfile
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".mfmjt-write-check"):
+            pass
+    except OSError as err:
+        raise TimelineError(f"{folder}: cannot write there ({err.strerror or err}); choose "
+                            f"another folder with {option}") from None
+
+
+def _generate_and_insert(timeline, source, segments, files, settings, selection, out_dir,
+                         timeline_dir, fmt, progress, written) -> dict:
+    from engine.deliver import write_takes
+    from engine.media.bwf import OUTPUT_RATE, next_version_path
+    from engine.media.decode import probe
+    from engine.pipeline import FoleyPipeline, GenerateRequest
+    from mfmjt_plugin.generate_cli import resolve_bundle
+
     timeline_rate = segments[0].rate
     frame_rate = Fraction(exact_rate(timeline_rate)).limit_denominator(1001)
     start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
@@ -114,9 +146,12 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     drop = True if ";" in (selection.tc_in or "") else None
     pipeline = FoleyPipeline(resolve_bundle(settings.bundle))
     placements, takes_report = [], []
+    picture_size = (1920, 1080)
     for index, segment in enumerate(segments):
         media = files[segment.media or f"<no media: {segment.clip_name}>"]
         info = probe(media)
+        if index == 0 and info.has_video:
+            picture_size = info.display_size
         body_start, body_duration = _media_seconds(
             segment, segment.media_start or RT(0, segment.source_range.start_time.rate))
         head_frames = int(min(HANDLE_SECONDS, float(body_start)) * float(frame_rate))
@@ -141,6 +176,7 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
         delivered = write_takes(result, request, out_dir, preview=False, provenance=metadata,
                                 record_start=record_body, frame_rate=frame_rate, paths=paths,
                                 head_handle=head)
+        written.extend(delivered.takes)
         file_frames = _file_frames(delivered.takes[0], frame_rate, OUTPUT_RATE)
         for k, wav in enumerate(delivered.takes, 1):
             placements.append(Placement(
@@ -156,8 +192,9 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
         if progress is not None:
             progress(index + 1, len(segments))
     result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
-    written = write_new_version(result_timeline, source, fmt=fmt)
-    return {"timeline": str(written), "takes": takes_report, "segments": len(segments),
+    written_timeline = write_new_version(result_timeline, source, fmt=fmt, folder=timeline_dir,
+                                         picture_size=picture_size)
+    return {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments),
             "selection": selection.describe()}
 
 

@@ -1,8 +1,9 @@
 """Reading editors' timelines through OpenTimelineIO, and writing new versions beside them.
 
 Adapters by extension (NLE.md): .otio/.otioz/.otiod native, FCP7 XML (`fcp_xml`, Premiere and
-Resolve), FCPXML (`fcpx_xml`, when otio-fcpx-xml-adapter is installed), CMX 3600 EDL
-(`cmx_3600`, which carries no rate: the caller passes one), AAF. A file holding several sequences
+Resolve), FCPXML (`fcpx_xml`, otio-fcpx-xml-adapter), CMX 3600 EDL (`cmx_3600`, which carries
+no rate: the caller passes one), AAF. New versions can also be written as MLT XML (Shotcut,
+Kdenlive; our own writer, `mlt.py`). A file holding several sequences
 reads as a collection: the caller picks one by name or number. The source is only ever read.
 """
 from __future__ import annotations
@@ -14,11 +15,13 @@ import opentimelineio as otio
 
 from engine.atomic import atomic_target
 from engine.media.bwf import next_version_path
+from mfmjt_plugin.timeline.mlt import to_mlt_xml
 from mfmjt_plugin.timeline.segments import TimelineError
 
 ADAPTERS = {".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod", ".xml": "fcp_xml",
             ".fcpxml": "fcpx_xml", ".edl": "cmx_3600", ".aaf": "AAF"}
-FORMATS = {"otio": ".otio", "xml": ".xml", "fcpxml": ".fcpxml", "aaf": ".aaf", "edl": ".edl"}
+FORMATS = {"otio": ".otio", "xml": ".xml", "fcpxml": ".fcpxml", "aaf": ".aaf", "edl": ".edl",
+           "mlt": ".mlt"}
 
 
 def _adapter_for(path: Path) -> str:
@@ -82,21 +85,30 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
 
 
 def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
-                      fmt: Optional[str] = None, suffix: str = "_foley") -> Path:
+                      fmt: Optional[str] = None, suffix: str = "_foley",
+                      folder: Optional[Path] = None, picture_size: tuple[int, int] = (1920, 1080)) -> Path:
     """Write `timeline` as `<source stem><suffix>_vNNN<ext>` beside the source (a new version
     every time, atomically; the source is never touched). `fmt`: otio | xml | fcpxml | aaf | edl
-    (default: the source's own format)."""
+    | mlt (default: the source's own format); `folder` replaces the source's folder;
+    `picture_size` goes into an MLT profile."""
     source = Path(source)
     ext = FORMATS[fmt] if fmt else source.suffix.lower()
-    adapter = ADAPTERS[ext]
-    if adapter not in otio.adapters.available_adapter_names():
+    adapter = "mlt" if ext == ".mlt" else ADAPTERS[ext]
+    if adapter != "mlt" and adapter not in otio.adapters.available_adapter_names():
         raise TimelineError(f"writing {ext} needs the {adapter!r} OTIO adapter, which is not "
                             f"installed; choose another --format")
-    target = next_version_path(source.parent, f"{source.stem}{suffix}", ext)
+    target = next_version_path(Path(folder) if folder else source.parent,
+                               f"{source.stem}{suffix}", ext)
     kwargs = {"use_empty_mob_ids": True} if adapter == "AAF" else {}
     try:
         with atomic_target(target, suffix=ext) as tmp:
-            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **kwargs)
+            if adapter == "mlt":
+                Path(tmp).write_text(to_mlt_xml(timeline, width=picture_size[0],
+                                                height=picture_size[1]), encoding="utf-8")
+            else:
+                otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **kwargs)
+    except TimelineError:
+        raise
     except PermissionError:
         raise TimelineError(f"{target.parent}: cannot write there; choose another output "
                             f"folder") from None
