@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -149,3 +150,83 @@ def test_a_razor_cut_inside_one_shot_is_generated_as_one_request():
     parts = merge_contiguous(resolve_segments(timeline, TR(RT(0, RATE), RT(45, RATE))))
     assert [(p.record_range.start_time.value, p.record_range.duration.value,
              p.source_range.start_time.value) for p in parts] == [(0, 35, 10), (35, 10, 90)]
+
+
+@pytest.mark.parametrize("rate, start_tc, pick, record_in, head", [
+    (24000 / 1001, "01:00:00:00", ["--all"], "01:00:00:00", 23),  # 30 frames in: 1 s is 23.976
+    (30000 / 1001, "01:00:00;00", ["--in", "01:00:00;05", "--out", "01:00:00;29"],
+     "01:00:00;05", 29),  # drop-frame, cut by the selection: 35 frames in
+    (60000 / 1001, "01:00:00:00", ["--all"], "01:00:00:00", 30),  # 30 frames in: 0.5005 s
+])
+def test_takes_are_frame_exact_at_fractional_rates(tmp_path, media, bundle, rate,  # noqa: F811
+                                                   start_tc, pick, record_in, head, capsys):
+    """Handle, body and tail in whole frames of the timeline rate; the first sample's time of day
+    is the record timecode minus the head handle."""
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    v1.append(otio.schema.Clip(name="shot", media_reference=otio.schema.ExternalReference(
+        target_url=str(media)), source_range=TR(RT(30, rate), RT(30, rate))))
+    start = otio.opentime.from_timecode(start_tc, rate)
+    source = tmp_path / "fractional.otio"
+    otio.adapters.write_to_file(otio.schema.Timeline(name="r", tracks=[v1],
+                                                     global_start_time=start), str(source))
+    assert main(["timeline", "foley", str(source), *pick, "--bundle", str(bundle), "--json"]) == 0
+    take = json.loads(capsys.readouterr().out)["takes"][0]
+    assert take["record_in"] == record_in
+    body = 24 if "--in" in pick else 30
+    record = start.value + (5 if "--in" in pick else 0)
+    per_frame = Fraction(OUTPUT_RATE) / Fraction(rate).limit_denominator(1001)
+    tail = -(-Fraction(1) * Fraction(rate).limit_denominator(1001) // 1)  # 1 s, rounded up
+    wav = read_bwf(take["wav"])
+    frames = head + body + tail
+    assert wav.samples.shape[1] == -(-frames * per_frame // 1)  # whole frames, rounded up
+    assert wav.bext["time_reference"] == round((record - head) * per_frame)
+    placed = otio.adapters.read_from_file(
+        str(tmp_path / "fractional_foley_v001.otio")).tracks[-1].find_clips()[0]
+    assert placed.source_range == TR(RT(head, rate), RT(body, rate))
+
+
+def test_unwritable_outputs_fail_before_work_and_a_failed_write_leaves_nothing(
+        tmp_path, media, bundle, capsys):  # noqa: F811
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for option in ("--media-out", "--timeline-out"):
+        assert main(["timeline", "foley", str(source), "--all", "--bundle", str(bundle),
+                     option, str(blocker / "sub")]) == 1
+        err = capsys.readouterr().err
+        assert f"{blocker / 'sub'}: cannot write there" in err and f"with {option}" in err
+    # MLT cannot hold a freeze frame: the writer fails after the takes were generated, and the
+    # takes and their new folder go with it
+    timeline = otio.adapters.read_from_file(str(source))
+    timeline.tracks[1].append(otio.schema.Clip(
+        name="held", media_reference=otio.schema.ExternalReference(target_url=str(media)),
+        source_range=TR(RT(0, RATE), RT(10, RATE)), effects=[otio.schema.FreezeFrame()]))
+    otio.adapters.write_to_file(timeline, str(source))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert main(["timeline", "foley", str(source), "--clip", "shot1", "--format", "mlt",
+                 "--bundle", str(bundle)]) == 1
+    assert "clip 'held': MLT XML cannot hold a freeze frame" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+
+
+def test_otio_validation_passes_on_the_new_version(tmp_path, media, bundle, capsys):  # noqa: F811
+    """otiotool --verify-ranges: every clip, ours included, lies inside its media's available
+    range; every media URL (our file:// URIs too) resolves to a file."""
+    import subprocess
+    import sys
+
+    from opentimelineio.url_utils import filepath_from_url
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    assert main(["timeline", "foley", str(source), "--all", "--takes", "2", "--bundle",
+                 str(bundle), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["timeline"]
+    done = subprocess.run([sys.executable, "-m", "opentimelineio.console.otiotool", "-i", result,
+                           "--verify-ranges"], capture_output=True, text=True, check=True)
+    verdicts = [line.split(": ", 1)[1] for line in done.stdout.splitlines() if "CLIP:" in line]
+    assert len(verdicts) == 2 + 4 and set(v.split(" ", 1)[1] for v in verdicts) == {"IN BOUNDS"}
+    timeline = otio.adapters.read_from_file(result)
+    for clip in timeline.find_clips():
+        url = clip.media_reference.target_url
+        assert Path(filepath_from_url(url) if url.startswith("file:") else url).is_file()

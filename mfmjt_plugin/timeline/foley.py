@@ -2,6 +2,7 @@
 holding the Foley tracks, beside the source. The source timeline and media are only read."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -154,7 +155,9 @@ def _generate_and_insert(timeline, source, segments, files, settings, selection,
             picture_size = info.display_size
         body_start, body_duration = _media_seconds(
             segment, segment.media_start or RT(0, segment.source_range.start_time.rate))
-        head_frames = int(min(HANDLE_SECONDS, float(body_start)) * float(frame_rate))
+        # whole frames of handle, in exact arithmetic: 30 frames at 59.94 are 0.5005 s, and
+        # int(0.5005 * 59.94...) in floats is 29
+        head_frames = math.floor(min(Fraction(HANDLE_SECONDS), body_start) * frame_rate)
         head = Fraction(head_frames) / frame_rate
         tail = min(Fraction(HANDLE_SECONDS), max(Fraction(0), info.duration - body_start - body_duration))
         request = GenerateRequest(media=media, start=body_start - head,
