@@ -163,3 +163,40 @@ def test_new_versions_never_touch_the_source(tmp_path):
         read_timeline(tmp_path / "notes.txt")
     with pytest.raises(TimelineError, match="timeline file not found"):
         read_timeline(tmp_path / "gone.otio")
+
+
+def test_bundles_read_with_their_media_and_new_versions_are_bundles_too(tmp_path, monkeypatch):
+    from opentimelineio.url_utils import filepath_from_url
+    monkeypatch.setenv("MFMJT_CACHE_DIR", str(tmp_path / "cache"))
+    media = tmp_path / "shot.mov"
+    media.write_bytes(b"\0" * 64)  # the bundle writers only copy the file
+    timeline = otio.schema.Timeline(name="b", tracks=[otio.schema.Track(kind="Video")])
+    timeline.tracks[0].append(clip("shot", 0, 10, 25.0, media=str(media)))
+    for ext in (".otioz", ".otiod"):
+        bundle = tmp_path / f"cut{ext}"
+        otio.adapters.write_to_file(timeline, str(bundle))
+        read = read_timeline(bundle)
+        url = read.find_clips()[0].media_reference.target_url
+        # the bundle's "media/shot.mov" made absolute: inside the .otiod, or unpacked from the zip
+        inside = Path(filepath_from_url(url))
+        assert inside.is_file() and inside.read_bytes() == media.read_bytes()
+        assert (inside.parent.parent == bundle) == (ext == ".otiod")
+        first, second = write_new_version(read, bundle), write_new_version(read, bundle)
+        assert (first.name, second.name) == (f"cut_foley_v001{ext}", f"cut_foley_v002{ext}")
+        again = read_timeline(second).find_clips()[0].media_reference.target_url
+        assert Path(filepath_from_url(again)).read_bytes() == media.read_bytes()
+    assert not [p for p in tmp_path.rglob("*") if ".partial" in p.name or p.name.startswith(".")]
+
+
+def test_an_edl_source_gets_an_otio_result_and_writer_failures_are_one_line(tmp_path):
+    edl = tmp_path / "screening.edl"
+    edl.write_bytes((SHARED / "screening_example.edl").read_bytes())
+    timeline = read_timeline(edl, rate=exact_rate(23.976))
+    # OTIO's CMX 3600 writer would drop every audio track, the Foley with them
+    assert write_new_version(timeline, edl).name == "screening_foley_v001.otio"
+    with pytest.raises(TimelineError) as failed:  # EDL clips know no media length: AAF refuses
+        write_new_version(timeline, edl, fmt="aaf")
+    assert str(failed.value).startswith("screening_foley_v001.aaf: the 'AAF' writer failed")
+    assert "\n" not in str(failed.value) and str(failed.value).endswith("try another --format")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["screening.edl",
+                                                          "screening_foley_v001.otio"]

@@ -46,7 +46,7 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
                   sequence: Optional[str] = None) -> otio.schema.Timeline:
     """One timeline from `path`; `sequence` (name or 1-based number) picks among several."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.is_file() or (path.suffix.lower() == ".otiod" and path.is_dir())):
         raise TimelineError(f"{path}: timeline file not found")
     adapter = _adapter_for(path)
     kwargs = {}
@@ -68,6 +68,8 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
             raise TimelineError(f"{path}: unreadable timeline ({err})") from None
     except Exception as err:  # adapters raise many types on malformed files
         raise TimelineError(f"{path}: unreadable timeline ({type(err).__name__}: {err})") from None
+    if adapter in ("otioz", "otiod"):
+        _anchor_bundle_media(result, _bundle_folder(path, adapter))
     found = sequences(result)
     if not found:
         raise TimelineError(f"{path}: holds no sequence")
@@ -84,15 +86,50 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
                         f"{', '.join(repr(t.name) for t in found)}")
 
 
+def _bundle_folder(path: Path, adapter: str) -> Path:
+    """Where a bundle's relative media paths start: the .otiod folder itself, or, for an .otioz
+    (a zip), a copy unpacked once into our cache, keyed by the zip's content."""
+    if adapter == "otiod":
+        return path
+    import hashlib
+    import zipfile
+
+    from engine.paths import cache_dir
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    folder = cache_dir() / "otioz" / f"{path.stem}-{digest}"
+    if not folder.is_dir():
+        staging = folder.with_name(folder.name + ".partial")
+        staging.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path) as bundle:
+            bundle.extractall(staging)
+        staging.rename(folder)
+    return folder
+
+
+def _anchor_bundle_media(result, folder: Path) -> None:
+    """Bundles name their media relative to themselves ("media/shot.mov"); make those paths
+    absolute so the media can be decoded and the result points at real files."""
+    from urllib.parse import urlparse
+    for clip in result.find_clips() if hasattr(result, "find_clips") else []:
+        ref = clip.media_reference
+        url = getattr(ref, "target_url", "")
+        if isinstance(ref, otio.schema.ExternalReference) and url and not urlparse(url).scheme \
+                and not Path(url).is_absolute():
+            ref.target_url = (folder / url).resolve().as_uri()
+
+
 def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
                       fmt: Optional[str] = None, suffix: str = "_foley",
                       folder: Optional[Path] = None, picture_size: tuple[int, int] = (1920, 1080)) -> Path:
     """Write `timeline` as `<source stem><suffix>_vNNN<ext>` beside the source (a new version
     every time, atomically; the source is never touched). `fmt`: otio | xml | fcpxml | aaf | edl
-    | mlt (default: the source's own format); `folder` replaces the source's folder;
-    `picture_size` goes into an MLT profile."""
+    | mlt (default: the source's own format, but OTIO for an EDL source: OTIO's CMX 3600 writer
+    keeps one video track and drops the audio tracks, so the Foley would vanish); `folder`
+    replaces the source's folder; `picture_size` goes into an MLT profile."""
     source = Path(source)
     ext = FORMATS[fmt] if fmt else source.suffix.lower()
+    if fmt is None and ext == ".edl":
+        ext = ".otio"
     adapter = "mlt" if ext == ".mlt" else ADAPTERS[ext]
     if adapter != "mlt" and adapter not in otio.adapters.available_adapter_names():
         raise TimelineError(f"writing {ext} needs the {adapter!r} OTIO adapter, which is not "
@@ -101,11 +138,16 @@ def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
                                f"{source.stem}{suffix}", ext)
     kwargs = {"use_empty_mob_ids": True} if adapter == "AAF" else {}
     try:
+        if adapter == "otiod":
+            _write_directory_bundle(timeline, target)
+            return target
         with atomic_target(target, suffix=ext) as tmp:
             if adapter == "mlt":
                 Path(tmp).write_text(to_mlt_xml(timeline, width=picture_size[0],
                                                 height=picture_size[1]), encoding="utf-8")
             else:
+                if adapter == "otioz":  # the bundle writer refuses an existing file
+                    Path(tmp).unlink()
                 otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **kwargs)
     except TimelineError:
         raise
@@ -113,6 +155,21 @@ def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
         raise TimelineError(f"{target.parent}: cannot write there; choose another output "
                             f"folder") from None
     except Exception as err:  # an adapter that cannot express this timeline: nothing is left
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
         raise TimelineError(f"{target.name}: the {adapter!r} writer failed "
-                            f"({type(err).__name__}: {err}); try another --format") from None
+                            f"({type(err).__name__}: {reason}); try another --format") from None
     return target
+
+
+def _write_directory_bundle(timeline: otio.schema.Timeline, target: Path) -> None:
+    """An .otiod is a folder: written under a hidden name, then renamed into place (atomic; a
+    failed write leaves nothing)."""
+    import shutil
+    import tempfile
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    bundle = staging / target.name
+    try:
+        otio.adapters.write_to_file(timeline, str(bundle), adapter_name="otiod")
+        bundle.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
