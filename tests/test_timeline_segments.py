@@ -200,3 +200,22 @@ def test_an_edl_source_gets_an_otio_result_and_writer_failures_are_one_line(tmp_
     assert "\n" not in str(failed.value) and str(failed.value).endswith("try another --format")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["screening.edl",
                                                           "screening_foley_v001.otio"]
+
+
+def test_several_sequences_are_listed_and_picked_and_broken_files_named(tmp_path):
+    project = tmp_path / "project.xml"
+    reels = [build(25.0), build(25.0, start_tc="02:00:00:00")]
+    reels[0].name, reels[1].name = "reel 1", "reel 2"
+    otio.adapters.write_to_file(otio.schema.SerializableCollection(name="project", children=reels),
+                                str(project), adapter_name="fcp_xml")
+    with pytest.raises(TimelineError, match=r"holds 2 sequences \(1: reel 1; 2: reel 2\); pick "
+                                            r"one with --sequence NAME\|NUMBER"):
+        read_timeline(project)
+    assert to_timecode(read_timeline(project, sequence="2"), RT(0, 25)) == "02:00:00:00"
+    assert read_timeline(project, sequence="reel 1").name == "reel 1"
+    with pytest.raises(TimelineError, match="no sequence 'reel 3'; it holds 'reel 1', 'reel 2'"):
+        read_timeline(project, sequence="reel 3")
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(project.read_bytes()[:300])  # cut off mid-file, as by a failed copy
+    with pytest.raises(TimelineError, match=rf"{broken}: unreadable timeline \(ParseError"):
+        read_timeline(broken)

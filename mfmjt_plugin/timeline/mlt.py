@@ -16,7 +16,9 @@ How an OTIO timeline maps onto MLT's model:
 - a `LinearTimeWarp` becomes MLT's `timewarp` producer; a freeze frame cannot be expressed;
 - markers are written the way Shotcut stores them (`shotcut:markers`), our metadata as
   `mfmjt:metadata` JSON on the producer.
-All times are whole frames of the timeline rate.
+All times are whole frames of the timeline rate. Known in the renderer, not here: MLT 7.12's
+avformat producer starts a file up to a few hundred samples off at some small in-points (under
+about 12 frames); our takes start 1 s (a whole number of frames) into their files, past that.
 """
 from __future__ import annotations
 
@@ -223,14 +225,16 @@ class _Writer:
                 "video" if kind == otio.schema.TrackKind.Audio else "audio")
             ET.SubElement(tractor, "track", producer=producer, hide=hide)
             indices.append((len(indices) + (background is not None), kind, child.enabled))
-        if background is None:
-            return
-        for index, kind, enabled in indices:
-            if kind == otio.schema.TrackKind.Audio and enabled:
-                mix = ET.SubElement(tractor, "transition")
-                for name, value in (("mlt_service", "mix"), ("a_track", 0), ("b_track", index),
-                                    ("always_active", 1), ("sum", 1)):
-                    _property(mix, name, value)
+        # sum the audible tracks into one: the background in the main tractor, the first audible
+        # track inside a nested stack
+        audible = [index for index, kind, enabled in indices
+                   if kind == otio.schema.TrackKind.Audio and enabled]
+        into = 0 if background is not None else (audible.pop(0) if audible else 0)
+        for index in audible:
+            mix = ET.SubElement(tractor, "transition")
+            for name, value in (("mlt_service", "mix"), ("a_track", into), ("b_track", index),
+                                ("always_active", 1), ("sum", 1)):
+                _property(mix, name, value)
 
     def write(self) -> ET.Element:
         stack = self.timeline.tracks
