@@ -230,3 +230,20 @@ def test_melt_sums_audio_tracks_and_nested_stacks_at_29_97(tmp_path):
     # in=12 on), its own seeking, the same in Shotcut
     shift = (20 - 3) * 1001 / 30000
     assert onsets / 48000 == pytest.approx([0.5, shift + 0.25, shift + 0.75], abs=1001 / 30000)
+
+
+def test_a_fade_in_from_black_at_the_head_of_a_track(tmp_path):
+    movie = make_video(tmp_path / "index.mp4", frames=60, width=64, height=64, gop=1)
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    v1.append(otio.schema.Transition(in_offset=RT(0, RATE), out_offset=RT(4, RATE)))
+    v1.append(otio.schema.Clip(name="A", media_reference=otio.schema.ExternalReference(
+        target_url=str(movie)), source_range=TR(RT(10, RATE), RT(20, RATE))))
+    document = tmp_path / "fade.mlt"
+    document.write_text(to_mlt_xml(otio.schema.Timeline(name="f", tracks=[v1]), width=64,
+                                   height=64))
+    rendered = render(document, tmp_path / "fade.mkv", "vcodec=ffv1", "an=1")
+    with av.open(str(rendered)) as container:
+        images = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(images) == 20
+    assert images[0].mean() < 20  # black, then A rising out of it
+    assert [read_index(image) for image in images[4:]] == list(range(14, 30))

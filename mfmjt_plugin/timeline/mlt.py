@@ -157,7 +157,9 @@ class _Writer:
         built: list[list] = []
         previous_end = 0
         for position, transition in transitions:
-            before, after = pieces[position - 1], pieces[position]
+            # a transition at either end of the track fades from or to black
+            before = pieces[position - 1] if position > 0 else [None, 0, 0]
+            after = pieces[position] if position < len(pieces) else [None, 0, 0]
             fade_in = _frames(transition.in_offset, self.rate)
             fade_out = _frames(transition.out_offset, self.rate)
             span = fade_in + fade_out
