@@ -119,5 +119,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{report['segments']} segment(s) of {report['selection']}")
         for take in report["takes"]:
             print(f"  take {take['take']}: {take['record_in']}-{take['record_out']} {take['wav']}")
+        for skipped in report["skipped"]:
+            print(f"  skipped {skipped['clip']!r} {skipped['record_in']}-{skipped['record_out']}: "
+                  f"{skipped['reason']}")
         print(f"timeline: {report['timeline']}")
     return 0

@@ -238,3 +238,60 @@ def test_otio_validation_passes_on_the_new_version(tmp_path, media, bundle, caps
     for clip in timeline.find_clips():
         url = clip.media_reference.target_url
         assert Path(filepath_from_url(url) if url.startswith("file:") else url).is_file()
+
+
+def test_a_premiere_timeline_relinked_gets_foley_back_in_premiere_xml(tmp_path, bundle,  # noqa: F811
+                                                                      capsys):
+    """The real Premiere export in shared/: its media (D:/media/...) relinked from a search folder
+    of stand-ins, the title slug over most of it skipped, the result read back by the FCP7 XML
+    adapter with the takes at their record frames."""
+    from tests.media_factory import make_video
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+    source = tmp_path / "premiere_example.xml"
+    source.write_bytes((shared / "premiere_example.xml").read_bytes())
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    stand_ins = tmp_path / "relinked"
+    stand_ins.mkdir()
+    make_video(stand_ins / "sc01_sh010_anim.mov", fps=Fraction(30), frames=120, width=64,
+               height=64)
+    make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
+               width=64, height=64)
+    assert main(["timeline", "foley", str(source), "--all", "--prompt", "steps", "--search",
+                 str(stand_ins), "--bundle", str(bundle), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["timeline"] == str(tmp_path / "premiere_example_foley_v001.xml")
+    assert report["skipped"] == [{"clip": "test_title", "reason": "generated picture (Slug)",
+                                  "record_in": "00:00:00:15", "record_out": "00:00:31:26"}]
+    assert [(t["clip"], t["record_in"]) for t in report["takes"]] == [
+        ("sc01_sh010_anim.mov", "00:00:00:13"),
+        ("sc01_master_layerA_sh030_temp.mov", "00:00:31:26"),
+        ("sc01_sh010_anim.mov", "00:00:38:24")]
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    assert [Path(t["wav"]).name for t in report["takes"]] == [
+        "sc01-sh010-layerA_sc01-sh010-anim_FOLEY_steps_v001_t01.wav",
+        "sc01-sh010-layerA_sc01-master-layerA-sh030_FOLEY_steps_v001_t01.wav",
+        "sc01-sh010-layerA_sc01-sh010-anim_FOLEY_steps_v002_t01.wav"]
+    back = otio.adapters.read_from_file(report["timeline"])
+    # FCP7 XML has no track names: the Foley is the added last audio track, its clips named
+    # after the takes, its regions marked
+    *theirs, foley = back.tracks
+    placed = [(c.name, c.transformed_time_range(c.trimmed_range(), back.tracks).start_time.value,
+               c.duration().value) for c in foley.find_clips()]
+    assert placed == [(Path(t["wav"]).stem, start, length) for t, start, length in
+                      zip(report["takes"], (13, 956, 1164), (2, 208, 82))]
+    assert [(m.name, m.marked_range.start_time.value) for m in back.tracks.markers][-3:] == \
+        [("FOLEY: steps", 13), ("FOLEY: steps", 956), ("FOLEY: steps", 1164)]
+    # the editor's own tracks come back as they went in
+    original = otio.adapters.read_from_file(str(source))
+
+    def shape(tracks):
+        return [(t.kind, t.enabled, [
+            (type(i).__name__, i.name, (i.in_offset, i.out_offset)
+             if isinstance(i, otio.schema.Transition) else (i.trimmed_range(), i.enabled))
+            for i in t]) for t in tracks]
+    assert shape(theirs) == shape(original.tracks)
+    # under the slug alone there is nothing filmed to follow
+    assert main(["timeline", "foley", str(source), "--in", "00:00:05:00", "--out", "00:00:06:00",
+                 "--bundle", str(bundle)]) == 1
+    assert "no video under 00:00:05:00-00:00:06:00; only generated pictures there: test_title " \
+           "(Slug); select a range with picture" in capsys.readouterr().err

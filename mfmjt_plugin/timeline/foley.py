@@ -29,6 +29,9 @@ class FoleySettings:
     bundle: str = "starter"
 
 
+MEDIA_SUFFIX = re.compile(r"\.(mov|mp4|m4v|mxf|avi|mkv|mts|r3d|braw|wav|aif|aiff)$", re.I)
+
+
 def _slug(text: str, limit: int = 24) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit] or "foley"
 
@@ -94,11 +97,15 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
-    segments = merge_contiguous([s for s in resolve_segments(timeline, chosen)
-                                 if s.record_range.duration.value > 0])
+    visible = [s for s in resolve_segments(timeline, chosen) if s.record_range.duration.value > 0]
+    # slugs, titles and mattes are seen but were never filmed: nothing moves in them to follow
+    generated = [s for s in visible if s.generator is not None]
+    segments = merge_contiguous([s for s in visible if s.generator is None])
     if not segments:
-        raise TimelineError(f"{source}: no video under {selection.describe()}; select a range "
-                            f"with picture")
+        only = "; only generated pictures there: " + ", ".join(
+            f"{s.clip_name} ({s.generator})" for s in generated) if generated else ""
+        raise TimelineError(f"{source}: no video under {selection.describe()}{only}; select a "
+                            f"range with picture")
     files = relink(segments, search)
     out_dir = Path(out_dir) if out_dir else source.parent / f"{source.stem}_foley_media"
     timeline_dir = Path(timeline_dir) if timeline_dir else source.parent
@@ -107,8 +114,14 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     try:
         for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
             ensure_writable(folder, option)
-        return _generate_and_insert(timeline, source, segments, files, settings, selection,
-                                    out_dir, timeline_dir, fmt, progress, written)
+        report = _generate_and_insert(timeline, source, segments, files, settings, selection,
+                                      out_dir, timeline_dir, fmt, progress, written)
+        report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
+                              "record_in": to_timecode(timeline, s.record_range.start_time),
+                              "record_out": to_timecode(timeline,
+                                                        s.record_range.end_time_exclusive())}
+                             for s in generated]
+        return report
     except BaseException:
         # nothing half-done is left: the takes of an interrupted or failed run go with it
         for path in written:
@@ -167,7 +180,8 @@ def _generate_and_insert(timeline, source, segments, files, settings, selection,
                                   steps=settings.steps, seed=settings.seed + 1000 * index,
                                   takes=settings.takes)
         result = pipeline.generate(request)
-        stem = f"{_slug(timeline.name)}_{_slug(segment.clip_name)}_FOLEY_{_slug(settings.prompt)}"
+        clip = _slug(MEDIA_SUFFIX.sub("", segment.clip_name))
+        stem = f"{_slug(timeline.name)}_{clip}_FOLEY_{_slug(settings.prompt)}"
         version = next_version_path(out_dir, stem, "_t01.wav").name.split("_v")[-1][:3]
         paths = [out_dir / f"{stem}_v{version}_t{k:02d}.wav" for k in range(1, settings.takes + 1)]
         record_body = Fraction(start_tc).limit_denominator(10 ** 6) + Fraction(

@@ -35,11 +35,21 @@ class Segment:
     # the media's own start (its start timecode) in source time: seconds into the file are
     # source time minus this
     media_start: Optional[otio.opentime.RationalTime] = None
+    # what made the picture when no camera did (a slug, a title, bars: OTIO's generator kind);
+    # such a segment covers what is beneath it but has no action to follow
+    generator: Optional[str] = None
 
 
 def _media_start(clip) -> Optional[otio.opentime.RationalTime]:
     available = getattr(clip.media_reference, "available_range", None)
     return available.start_time if available is not None else None
+
+
+def _generator(clip) -> Optional[str]:
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.GeneratorReference):
+        return ref.generator_kind or "generated"
+    return None
 
 
 def media_path(clip: otio.schema.Clip) -> Optional[str]:
@@ -170,7 +180,7 @@ def resolve_segments(timeline: otio.schema.Timeline,
                     clip_name=clip.name, track_name=track.name, media=media_path(clip),
                     source_range=TR(source_start, _scaled(part.duration, scalar)),
                     record_range=part, rate=rate, time_scalar=scalar,
-                    media_start=_media_start(clip)))
+                    media_start=_media_start(clip), generator=_generator(clip)))
             covered.append(TR.range_from_start_end_time(a, b))
         taken.extend(covered)
     return sorted(segments, key=lambda s: s.record_range.start_time.to_seconds())
