@@ -59,8 +59,10 @@ def inspect(args) -> dict:
         for clip in track.find_clips():
             shown = visible_range_of(timeline, clip) if track.kind == "Video" else None
             path = media_path(clip)
-            online = bool(path) and Path(path).is_file()
+            generated = isinstance(clip.media_reference, otio.schema.GeneratorReference)
+            online = generated or (bool(path) and Path(path).is_file())
             clips.append({"track": number, "name": clip.name, "media": path, "online": online,
+                          "generated": clip.media_reference.generator_kind if generated else None,
                           "record_in": to_timecode(timeline, shown.start_time) if shown else None,
                           "record_out": to_timecode(timeline, shown.end_time_exclusive())
                           if shown else None})

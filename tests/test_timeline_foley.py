@@ -256,6 +256,11 @@ def test_a_premiere_timeline_relinked_gets_foley_back_in_premiere_xml(tmp_path, 
                height=64)
     make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
                width=64, height=64)
+    assert main(["timeline", "inspect", str(source), "--json"]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    assert [c["generated"] for c in inspected["clips"] if c["name"] == "test_title"] == ["Slug"]
+    assert len(inspected["missing_media"]) == 6 and "D:/media/sc01_sh010_anim.mov" in \
+        inspected["missing_media"][2]
     assert main(["timeline", "foley", str(source), "--all", "--prompt", "steps", "--search",
                  str(stand_ins), "--bundle", str(bundle), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
