@@ -245,6 +245,10 @@ class _Writer:
         audio = [t for t in stack if getattr(t, "kind", None) == otio.schema.TrackKind.Audio]
         playlists = [(self._playlist(t) if isinstance(t, otio.schema.Track)
                       else self._item_producer(t)[0], t) for t in video + audio]
+        # Shotcut opens a document as a project (not as one clip) when it finds its bin
+        # playlist and the "shotcut" property on the main tractor
+        bin_playlist = ET.SubElement(self.root, "playlist", id="main_bin")
+        _property(bin_playlist, "xml_retain", 1)
         background = self._black(duration)
         background_list = self._element("playlist", "background")
         ET.SubElement(background_list, "entry", producer=background,
