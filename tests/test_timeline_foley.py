@@ -7,6 +7,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import opentimelineio as otio
 import pytest
 
@@ -300,3 +301,19 @@ def test_a_premiere_timeline_relinked_gets_foley_back_in_premiere_xml(tmp_path, 
                  "--bundle", str(bundle)]) == 1
     assert "no video under 00:00:05:00-00:00:06:00; only generated pictures there: test_title " \
            "(Slug); select a range with picture" in capsys.readouterr().err
+
+
+def test_regenerating_reuses_the_cached_picture_and_the_seed_decides_the_take(
+        tmp_path, media, bundle, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("MFMJT_CACHE_DIR", str(tmp_path / "cache"))
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    takes, cached = [], []
+    for seed in (1, 2, 1):
+        assert main(["timeline", "foley", str(source), "--clip", "shot2", "--seed", str(seed),
+                     "--bundle", str(bundle), "--json"]) == 0
+        takes.append(read_bwf(json.loads(capsys.readouterr().out)["takes"][0]["wav"]).samples)
+        cached.append(sorted(p.name for p in (tmp_path / "cache" / "features").rglob("*")
+                             if p.is_file()))
+    assert cached[0] and cached[0] == cached[1] == cached[2]  # the picture was read once
+    assert not np.array_equal(takes[0], takes[1])
+    assert np.array_equal(takes[0], takes[2])  # the same seed gives the same take

@@ -147,6 +147,7 @@ def ensure_writable(folder: Path, option: str) -> None:
 def _generate_and_insert(timeline, source, segments, files, settings, selection, out_dir,
                          timeline_dir, fmt, progress, written) -> dict:
     from engine.deliver import write_takes
+    from engine.features.cache import FeatureCache
     from engine.media.bwf import OUTPUT_RATE, next_version_path
     from engine.media.decode import probe
     from engine.pipeline import FoleyPipeline, GenerateRequest
@@ -158,7 +159,9 @@ def _generate_and_insert(timeline, source, segments, files, settings, selection,
     # report timecodes the way the editor counts them: drop-frame if they typed it or the
     # timeline says so
     drop = True if ";" in (selection.tc_in or "") else None
-    pipeline = FoleyPipeline(resolve_bundle(settings.bundle))
+    # video features cached on disk: regenerating with other seeds or guidance, or re-running a
+    # cancelled job, does not look at the picture again
+    pipeline = FoleyPipeline(resolve_bundle(settings.bundle), feature_cache=FeatureCache())
     placements, takes_report = [], []
     picture_size = (1920, 1080)
     for index, segment in enumerate(segments):
