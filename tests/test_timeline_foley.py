@@ -317,3 +317,22 @@ def test_regenerating_reuses_the_cached_picture_and_the_seed_decides_the_take(
     assert cached[0] and cached[0] == cached[1] == cached[2]  # the picture was read once
     assert not np.array_equal(takes[0], takes[1])
     assert np.array_equal(takes[0], takes[2])  # the same seed gives the same take
+
+
+def test_a_cancelled_run_leaves_no_takes(tmp_path, media, bundle):  # noqa: F811
+    """Cancelling (Ctrl-C) after the first of two segments: its takes are removed with the media
+    folder the run made; no timeline version is written."""
+    from mfmjt_plugin.timeline.foley import FoleySettings, make_foley
+    from mfmjt_plugin.timeline.selection import Selection
+    source = build_timeline(media, tmp_path / "reel1.otio")
+    seen = []
+
+    def cancel_after_first(done, total):
+        seen.append(sorted(p.name for p in (tmp_path / "reel1_foley_media").iterdir()))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_foley(source, Selection(), FoleySettings(takes=2, bundle=str(bundle)),
+                   progress=cancel_after_first)
+    assert len(seen[0]) == 2  # the first segment's two takes had been written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel1.otio"]
