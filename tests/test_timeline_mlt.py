@@ -129,6 +129,13 @@ def test_the_document_carries_markers_names_and_rate(tmp_path):
         v1 = root.find("playlist[property='V1']")
         assert [(e.tag, e.get("in"), e.get("out"), e.get("length")) for e in v1][2:4] == \
             [("entry", "10", "39", None), ("blank", None, None, "10")]
+    # MLT resolves ids in document order (a forward reference crashes melt): every producer,
+    # playlist and tractor is defined before anything uses it
+    defined = set()
+    for element in root:
+        used = {e.get("producer") for e in element.iter() if e.get("producer")}
+        assert used <= defined, f"{element.get('id')} uses {used - defined} before they exist"
+        defined.add(element.get("id"))
     markers = root.find(".//properties[@name='shotcut:markers']")
     marker = {p.get("name"): p.text for p in markers.find("properties")}
     assert marker == {"text": "door", "start": "12", "end": "16", "color": "#800080"}

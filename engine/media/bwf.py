@@ -242,15 +242,19 @@ def read_bwf(path: Path | str) -> BwfFile:
 _VERSION = re.compile(r"_v(\d{3,})$")
 
 
-def next_version_path(directory: Path | str, stem: str, suffix: str = ".wav") -> Path:
-    """`<stem>_vNNN<suffix>` with NNN one past the highest existing version (never reused)."""
-    directory = Path(directory)
+def next_version(directory: Path | str, stem: str, suffix: str = ".wav") -> int:
+    """One past the highest NNN of the existing `<stem>_vNNN<suffix>` (never reused)."""
     highest = 0
-    for existing in directory.glob(f"{stem}_v*{suffix}"):
+    for existing in Path(directory).glob(f"{stem}_v*{suffix}"):
         match = _VERSION.search(existing.name[: -len(suffix)] if suffix else existing.name)
         if match and existing.name.startswith(stem + "_v"):
             highest = max(highest, int(match.group(1)))
-    return directory / f"{stem}_v{highest + 1:03d}{suffix}"
+    return highest + 1
+
+
+def next_version_path(directory: Path | str, stem: str, suffix: str = ".wav") -> Path:
+    """`<stem>_vNNN<suffix>` with NNN one past the highest existing version (never reused)."""
+    return Path(directory) / f"{stem}_v{next_version(directory, stem, suffix):03d}{suffix}"
 
 
 def resample_to_output(samples: np.ndarray, sample_rate: int,

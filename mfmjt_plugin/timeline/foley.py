@@ -9,6 +9,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
+import opentimelineio as otio
+
 from mfmjt_plugin.timeline.insert import Placement, insert_foley
 from mfmjt_plugin.timeline.io import read_timeline, write_new_version
 from mfmjt_plugin.timeline.segments import RT, TR, Segment, TimelineError, resolve_segments
@@ -110,17 +112,26 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     out_dir = Path(out_dir) if out_dir else source.parent / f"{source.stem}_foley_media"
     timeline_dir = Path(timeline_dir) if timeline_dir else source.parent
     created_media_dir = not out_dir.exists()
+    # report timecodes the way the editor counts them: drop-frame if they typed it or the
+    # timeline says so
+    drop = True if ";" in (selection.tc_in or "") else None
+
+    def record(segment: Segment) -> dict:
+        return {"record_in": to_timecode(timeline, segment.record_range.start_time,
+                                         drop_frame=drop),
+                "record_out": to_timecode(timeline, segment.record_range.end_time_exclusive(),
+                                          drop_frame=drop)}
+
+    job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
+               timeline_dir=timeline_dir, fmt=fmt, record=record)
     written: list[Path] = []
     try:
         for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
             ensure_writable(folder, option)
-        report = _generate_and_insert(timeline, source, segments, files, settings, selection,
-                                      out_dir, timeline_dir, fmt, progress, written)
+        report = _generate_and_insert(job, segments, files, progress, written)
+        report["selection"] = selection.describe()
         report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
-                              "record_in": to_timecode(timeline, s.record_range.start_time),
-                              "record_out": to_timecode(timeline,
-                                                        s.record_range.end_time_exclusive())}
-                             for s in generated]
+                              **record(s)} for s in generated]
         return report
     except BaseException:
         # nothing half-done is left: the takes of an interrupted or failed run go with it
@@ -144,21 +155,34 @@ def ensure_writable(folder: Path, option: str) -> None:
                             f"another folder with {option}") from None
 
 
-def _generate_and_insert(timeline, source, segments, files, settings, selection, out_dir,
-                         timeline_dir, fmt, progress, written) -> dict:
+@dataclass(frozen=True)
+class _Job:
+    """What every segment of one `timeline foley` run shares."""
+    timeline: otio.schema.Timeline
+    source: Path
+    settings: FoleySettings
+    out_dir: Path
+    timeline_dir: Path
+    fmt: Optional[str]
+    record: Callable[[Segment], dict]  # a segment's record in/out timecodes for the report
+
+
+def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
+                         progress: Optional[Callable[[int, int], None]],
+                         written: list[Path]) -> dict:
+    """Generate each segment's takes (appending every WAV to `written` as it lands), then write
+    the new timeline version."""
     from engine.deliver import write_takes
     from engine.features.cache import FeatureCache
-    from engine.media.bwf import OUTPUT_RATE, next_version_path
+    from engine.media.bwf import OUTPUT_RATE, next_version
     from engine.media.decode import probe
     from engine.pipeline import FoleyPipeline, GenerateRequest
     from mfmjt_plugin.generate_cli import resolve_bundle
 
+    timeline, settings, out_dir = job.timeline, job.settings, job.out_dir
     timeline_rate = segments[0].rate
     frame_rate = Fraction(exact_rate(timeline_rate)).limit_denominator(1001)
     start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
-    # report timecodes the way the editor counts them: drop-frame if they typed it or the
-    # timeline says so
-    drop = True if ";" in (selection.tc_in or "") else None
     # video features cached on disk: regenerating with other seeds or guidance, or re-running a
     # cancelled job, does not look at the picture again
     pipeline = FoleyPipeline(resolve_bundle(settings.bundle), feature_cache=FeatureCache())
@@ -185,13 +209,14 @@ def _generate_and_insert(timeline, source, segments, files, settings, selection,
         result = pipeline.generate(request)
         clip = _slug(MEDIA_SUFFIX.sub("", segment.clip_name))
         stem = f"{_slug(timeline.name)}_{clip}_FOLEY_{_slug(settings.prompt)}"
-        version = next_version_path(out_dir, stem, "_t01.wav").name.split("_v")[-1][:3]
-        paths = [out_dir / f"{stem}_v{version}_t{k:02d}.wav" for k in range(1, settings.takes + 1)]
+        version = next_version(out_dir, stem, "_t01.wav")
+        paths = [out_dir / f"{stem}_v{version:03d}_t{k:02d}.wav"
+                 for k in range(1, settings.takes + 1)]
         record_body = Fraction(start_tc).limit_denominator(10 ** 6) + Fraction(
             segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
         metadata = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
                     "seed": request.seed, **result.settings,
-                    "model_sha256": pipeline.bundle.network_sha256, "version": int(version),
+                    "model_sha256": pipeline.bundle.network_sha256, "version": version,
                     "source_clip": segment.clip_name}
         delivered = write_takes(result, request, out_dir, preview=False, provenance=metadata,
                                 record_start=record_body, frame_rate=frame_rate, paths=paths,
@@ -204,18 +229,13 @@ def _generate_and_insert(timeline, source, segments, files, settings, selection,
                 head_handle=RT(head_frames, timeline_rate),
                 file_duration=RT(file_frames, timeline_rate), metadata=dict(metadata)))
             takes_report.append({"wav": str(wav), "take": k, "clip": segment.clip_name,
-                                 "record_in": to_timecode(timeline, segment.record_range.start_time,
-                                                          drop_frame=drop),
-                                 "record_out": to_timecode(
-                                     timeline, segment.record_range.end_time_exclusive(),
-                                     drop_frame=drop)})
+                                 **job.record(segment)})
         if progress is not None:
             progress(index + 1, len(segments))
     result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
-    written_timeline = write_new_version(result_timeline, source, fmt=fmt, folder=timeline_dir,
-                                         picture_size=picture_size)
-    return {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments),
-            "selection": selection.describe()}
+    written_timeline = write_new_version(result_timeline, job.source, fmt=job.fmt,
+                                         folder=job.timeline_dir, picture_size=picture_size)
+    return {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments)}
 
 
 def _file_frames(path: Path, frame_rate: Fraction, sample_rate: int) -> int:

@@ -88,14 +88,19 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
 
 def _bundle_folder(path: Path, adapter: str) -> Path:
     """Where a bundle's relative media paths start: the .otiod folder itself, or, for an .otioz
-    (a zip), a copy unpacked once into our cache, keyed by the zip's content."""
+    (a zip), a copy unpacked once into our cache, keyed by the zip's identity."""
     if adapter == "otiod":
         return path
     import hashlib
+    import json
     import zipfile
 
+    from engine.features.cache import media_identity
     from engine.paths import cache_dir
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    # keyed like the feature cache (path, size, mtime, first and last MiB): a bundle can hold
+    # gigabytes of media, which hashing whole would read on every open
+    digest = hashlib.sha256(json.dumps(media_identity(path), sort_keys=True).encode()) \
+        .hexdigest()[:16]
     folder = cache_dir() / "otioz" / f"{path.stem}-{digest}"
     if not folder.is_dir():
         staging = folder.with_name(folder.name + ".partial")

@@ -209,12 +209,17 @@ class _Writer:
             _property(crossfade, name, value)
         return element.get("id")
 
+    def _layer(self, child) -> str:
+        """A stack's child as a producer: a track's playlist, or the item itself."""
+        if isinstance(child, otio.schema.Track):
+            return self._playlist(child)
+        return self._item_producer(child)[0]
+
     def _stack(self, stack: otio.schema.Stack) -> str:
         """A nested stack: a tractor of its tracks, the topmost picture winning, audio summed."""
-        playlists = [(self._playlist(t), t) if isinstance(t, otio.schema.Track)
-                     else (self._item_producer(t)[0], t) for t in stack]
+        layers = [(self._layer(t), t) for t in stack]  # made first: MLT resolves ids in order
         element = self._element("tractor", "tractor")
-        self._stack_tracks(element, playlists)
+        self._stack_tracks(element, layers)
         return element.get("id")
 
     def _stack_tracks(self, tractor: ET.Element, playlists: list, background: Optional[str] = None):
@@ -243,8 +248,7 @@ class _Writer:
         duration = _frames(stack.duration(), self.rate)
         video = [t for t in stack if getattr(t, "kind", None) != otio.schema.TrackKind.Audio]
         audio = [t for t in stack if getattr(t, "kind", None) == otio.schema.TrackKind.Audio]
-        playlists = [(self._playlist(t) if isinstance(t, otio.schema.Track)
-                      else self._item_producer(t)[0], t) for t in video + audio]
+        playlists = [(self._layer(t), t) for t in video + audio]
         # Shotcut opens a document as a project (not as one clip) when it finds its bin
         # playlist and the "shotcut" property on the main tractor
         bin_playlist = ET.SubElement(self.root, "playlist", id="main_bin")

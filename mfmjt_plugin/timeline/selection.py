@@ -79,16 +79,14 @@ def to_timecode(timeline, stack_time, *, drop_frame: Optional[bool] = None) -> s
 
 
 def _markers(timeline):
-    """(marker, its range in stack time) for markers on the stack, tracks and clips."""
+    """(marker, its range in stack time) for markers on the stack, tracks and clips (every
+    descendant: `find_children` includes the tracks)."""
     top = timeline.tracks
     for marker in top.markers:
         yield marker, marker.marked_range
     for item in top.find_children():
         for marker in getattr(item, "markers", []):
             yield marker, item.transformed_time_range(marker.marked_range, top)
-    for track in top:
-        for marker in track.markers:
-            yield marker, track.transformed_time_range(marker.marked_range, top)
 
 
 def visible_range_of(timeline, wanted) -> Optional[otio.opentime.TimeRange]:
