@@ -2,9 +2,23 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean
+.PHONY: install install-user uninstall-user lock demo test bench clean
 
 install:
+	@bash installers/install.sh
+
+# For a user outside this checkout: an environment in the user data directory and `mfmjt` in
+# ~/.local/bin; uninstall-user removes exactly what install-user added.
+install-user:
+	@bash installers/install.sh --user
+
+uninstall-user:
+	@bash installers/uninstall.sh
+
+# Re-resolve installers/requirements.lock after changing dependencies in pyproject.toml or
+# installers/tools.in; commit the lock with the change (`make test` checks that they agree).
+lock: install
+	@bash installers/lock.sh
 	@bash installers/install.sh
 
 demo: install

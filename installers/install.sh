@@ -1,71 +1,113 @@
 #!/usr/bin/env bash
-# Bootstrap .venv for MF-MJT Foley: idempotent, and quick when nothing changed.
-# Usage: bash installers/install.sh   (MFMJT_PYTHON=/path/to/python to choose the interpreter)
+# Install MF-MJT Foley from the lock (installers/requirements.lock): idempotent, and well under a
+# second when nothing changed.
+#
+#   bash installers/install.sh          the development environment .venv in this checkout
+#                                       (editable, with the test tools); `make demo` / `make test`
+#   bash installers/install.sh --user   for a user: an environment in the user data directory and
+#                                       the `mfmjt` launcher in ~/.local/bin; undone exactly by
+#                                       installers/uninstall.sh
+#
+# MFMJT_PYTHON chooses the interpreter, MFMJT_VENV the environment's folder. uv reads
+# UV_DEFAULT_INDEX for a mirror of the package index.
+# Linux and macOS (CPU / MPS); Windows has installers/install.ps1 with the same steps.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
+lock="$root/installers/requirements.lock"
+# shellcheck source=installers/common.sh
+. "$root/installers/common.sh"
+
+mode=dev
+case "${1:-}" in
+    "") ;;
+    --user) mode=user ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) fail "unknown option '$1'; use --user for a user install, or no option for .venv" ;;
+esac
+
+if [ "$mode" = user ]; then
+    data="$(user_data_dir)"
+    venv="${MFMJT_VENV:-$data/venv}"
+    bin_dir="$(user_bin_dir)"
+else
+    venv="${MFMJT_VENV:-$root/.venv}"
+fi
 stamp="$venv/.mfmjt-install-stamp"
-
-say() { printf '[install] %s\n' "$*"; }
-
-pick_python() {
-    local candidate
-    for candidate in "${MFMJT_PYTHON:-}" python3.11 python3.12 python3.10 python3; do
-        [ -n "$candidate" ] || continue
-        command -v "$candidate" >/dev/null 2>&1 || continue
-        if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-            echo "$candidate"; return 0
-        fi
-    done
-    return 1
-}
-
-# System packages that wheels do not carry: sounddevice needs PortAudio at run time; MLT's
-# `melt` renders the MLT XML timelines we write (Shotcut, Kdenlive), which the tests check.
-ensure_system_libraries() {
-    local missing=()
-    ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so' || missing+=(libportaudio2)
-    command -v melt >/dev/null 2>&1 || missing+=(melt)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing system packages: ${missing[*]}"
-        local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
-        if ! { DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
-               || { apt-get update -qq >/dev/null 2>&1 && \
-                    DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1; }; }; then
-            say "could not install ${missing[*]}; without PortAudio there is no playback,"
-            say "without melt the MLT render test fails"
-        fi
-    else
-        say "missing system packages: ${missing[*]} (install them with your package manager;"
-        say "without PortAudio there is no playback, without melt the MLT render test fails;"
-        say "everything else works)"
-    fi
-}
-
-# The stamp is keyed on what decides what gets installed: the [build-system] and [project*]
-# tables of pyproject.toml (not tool settings such as pytest's), and this script.
-spec_hash() {
-    { awk '/^\[/ { keep = ($0 ~ /^\[(project|build-system)/) } keep' "$root/pyproject.toml"
-      cat "$root/installers/install.sh"; } | sha256sum | cut -d' ' -f1
-}
+unfinished="$venv/.mfmjt-install-unfinished"
+log="${venv%/}.install.log"
 
 ensure_system_libraries
 
+# The stamp is keyed on what decides the installed environment: the lock, the [project] and
+# [build-system] tables of pyproject.toml (not tool settings such as pytest's), these scripts and
+# the mode. A user install also copies the package, so its sources count there.
+spec_hash() {
+    {
+        echo "$mode"
+        cat "$lock" "$root/installers/install.sh" "$root/installers/common.sh"
+        awk '/^\[/ { keep = ($0 ~ /^\[(project|build-system)/) } keep' "$root/pyproject.toml"
+        if [ "$mode" = user ]; then
+            (cd "$root" && find engine mfmjt_plugin trainer ui -type f ! -name '*.pyc' | LC_ALL=C sort \
+                | while IFS= read -r f; do sha256_file "$f"; done)
+        fi
+    } | sha256_stdin
+}
+
 want="$(spec_hash)"
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+if [ -f "$stamp" ] && [ ! -e "$unfinished" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && "$venv/bin/python" -c '' 2>/dev/null; then
+    [ "$mode" = user ] && place_launchers "$venv" "$bin_dir" "$data"
     say "environment up to date ($venv)"
     exit 0
 fi
 
-python="$(pick_python)" || { say "need Python >= 3.10 on PATH (or set MFMJT_PYTHON)"; exit 1; }
-if [ ! -x "$venv/bin/python" ]; then
-    say "creating $venv with $($python --version)"
-    "$python" -m venv "$venv"
+# An interrupted install (Ctrl-C, kill, a full disk) leaves the marker behind, or a venv whose
+# Python no longer runs: start that environment again rather than patching an unknown state.
+if [ -e "$venv" ] && { [ -e "$unfinished" ] || ! "$venv/bin/python" -c '' 2>/dev/null; }; then
+    say "rebuilding $venv: an earlier install did not finish"
+    rm -rf "$venv"
 fi
-say "installing mfmjt-foley (editable, with dev tools); the first run downloads PyTorch"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet --progress-bar off -e "$root[dev]"
-echo "$want" > "$stamp"
-say "done: $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)')"
+
+if ! python="$(pick_python)"; then
+    [ -n "${MFMJT_PYTHON:-}" ] && fail "MFMJT_PYTHON=$MFMJT_PYTHON is not a Python 3.10, 3.11 or 3.12; point it at one"
+    fail "need Python 3.10, 3.11 or 3.12 on PATH (or MFMJT_PYTHON=/path/to/python); install one, e.g. apt-get install python3.11-venv"
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p "$(dirname "$venv")"
+    need_free_space "$(dirname "$venv")"
+    say "creating $venv with $("$python" --version 2>&1)"
+    "$python" -m venv "$venv" >>"$log" 2>&1 \
+        || fail "could not create $venv with $python (see $log); on Debian/Ubuntu: apt-get install python3-venv"
+fi
+touch "$unfinished"
+
+# uv itself comes from the lock, hash-checked, through the venv's own pip.
+uv_requirement="$(mktemp)"
+trap 'rm -f "$uv_requirement"' EXIT
+lock_entry uv "$lock" >"$uv_requirement"
+run_logged "installing uv from the lock" "$log" \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r "$uv_requirement"
+
+say "installing the locked environment into $venv (the first run downloads PyTorch, several GB)"
+run_logged "installing the locked environment" "$log" \
+    "$venv/bin/uv" pip sync --require-hashes --python "$venv/bin/python" "$lock"
+
+if [ "$mode" = user ]; then
+    run_logged "installing mfmjt-foley" "$log" "$venv/bin/uv" pip install --no-deps \
+        --no-build-isolation --reinstall-package mfmjt-foley --python "$venv/bin/python" "$root"
+else
+    run_logged "installing mfmjt-foley (editable)" "$log" "$venv/bin/uv" pip install --no-deps \
+        --no-build-isolation --python "$venv/bin/python" -e "$root"
+fi
+
+# The torch set must load as a whole (compiled extensions included) before we call it installed.
+"$venv/bin/python" -m engine.compiled_extensions >>"$log" 2>&1 \
+    || fail "$("$venv/bin/python" -m engine.compiled_extensions 2>&1 | tail -n 1)"
+
+rm -f "$unfinished"
+echo "$want" >"$stamp"
+[ "$mode" = user ] && place_launchers "$venv" "$bin_dir" "$data"
+say "done: $("$venv/bin/python" -m engine.compiled_extensions --summary)"

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--toy", action="store_true",
                       help="instead: the 2-D MeanFlow vs flow-matching illustration")
     demo.add_argument("--steps", type=int, default=None, help="--toy: training steps per model")
-    sub.add_parser("doctor", help="report torch/CUDA, packages, PortAudio, weights, starter model")
+    doctor = sub.add_parser("doctor", help="check torch / GPU / driver, disk, memory, PortAudio, "
+                            "melt and weights; each problem with its fix")
+    doctor.add_argument("--json", action="store_true", help="machine-readable, for bug reports")
     from mfmjt_plugin import generate_cli, timeline_cli, train_cli, weights_cli
     generate_cli.add_parser(sub)
     timeline_cli.add_parser(sub)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run(out=args.out, seed=args.seed)
     if args.command == "doctor":
         from mfmjt_plugin import doctor
-        return doctor.run()
+        return doctor.run(as_json=args.json)
     if args.command == "generate":
         from mfmjt_plugin import generate_cli
         return generate_cli.run(args)

@@ -4,7 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine import compiled_extensions
 from engine.model import build_network
+
+
+def pytest_configure(config):
+    """A torch set that does not load together stops the run here, in one line per component,
+    instead of as an undefined symbol deep inside the codec tests."""
+    problems = compiled_extensions.problems()
+    if problems:
+        raise pytest.UsageError("\n".join(p.line() for p in problems))
 
 
 def randomize(network, seed: int = 0, *, keep_delta_zero: bool = True, std: float = 0.05):
