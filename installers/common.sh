@@ -4,10 +4,11 @@
 
 APP_NAME=mfmjt-foley
 
-say() { printf '[install] %s\n' "$*"; }
+SAY_TAG="${SAY_TAG:-install}"
+say() { printf '[%s] %s\n' "$SAY_TAG" "$*"; }
 
 # One clear line, then stop: every failure a user can fix ends here.
-fail() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
+fail() { printf '[%s] error: %s\n' "$SAY_TAG" "$*" >&2; exit 1; }
 
 sha256_stdin() {
     if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -d' ' -f1
@@ -119,7 +120,7 @@ explain_failure() {
     if grep -q -i -E 'no space left on device|os error 28|ENOSPC' "$log" 2>/dev/null \
             || [ "$(free_mb "$venv_dir")" = 0 ]; then
         echo "$what failed: the disk is full at $venv_dir; free some space (or set MFMJT_VENV and UV_CACHE_DIR to a larger disk) and run again: the half-built environment will be rebuilt"
-    elif grep -q -i -E "dns error|failed to lookup address|connection refused|error sending request|tcp connect error|NewConnectionError|Temporary failure in name resolution|Network is unreachable|Failed to establish a new connection|Could not fetch URL|client error \(Connect\)" "$log" 2>/dev/null; then
+    elif grep -q -i -E "dns error|failed to lookup address|connection refused|error sending request|tcp connect error|NewConnectionError|Temporary failure in name resolution|Network is unreachable|Failed to establish a new connection|Could not fetch URL|client error \(Connect\)|from versions: none" "$log" 2>/dev/null; then
         echo "$what failed: cannot reach the package index; connect to the network (or set UV_DEFAULT_INDEX and PIP_INDEX_URL to a mirror) and run again"
     else
         last="$(grep -v '^[[:space:]]*$' "$log" 2>/dev/null | tail -n 1)"
@@ -142,29 +143,63 @@ run_logged() {
     [ "$status" = 0 ] || fail "$(explain_failure "$what" "$log" "$(dirname "$log")")"
 }
 
-# The user install's launcher: a symbolic link to the environment's `mfmjt`, recorded in the
-# manifest that uninstall.sh reads, so it removes exactly what was added.
-place_launchers() {
-    local venv="$1" bin_dir="$2" data="$3" manifest name target
+# The commands a user install puts on PATH.
+LAUNCHERS="mfmjt"
+
+# The highest folder of PATH that does not exist yet (what `mkdir -p PATH` would create first).
+first_missing() {
+    local path="$1" top=""
+    while [ ! -e "$path" ]; do top="$path"; path="$(dirname "$path")"; done
+    echo "$top"
+}
+
+# The user install records what it adds before adding it, so installers/uninstall.sh can remove
+# exactly that, even after an install that failed halfway. Folders it creates are recorded too
+# (and removed only while empty); the user's own data beside them (weights) is never listed.
+write_manifest() {
+    local venv="$1" bin_dir="$2" data="$3" manifest created="" dir top name
     manifest="$data/install-manifest.txt"
-    mkdir -p "$bin_dir" "$data"
-    for name in mfmjt; do
-        target="$venv/bin/$name"
-        if [ -e "$bin_dir/$name" ] || [ -L "$bin_dir/$name" ]; then
-            if [ "$(readlink "$bin_dir/$name" 2>/dev/null)" != "$target" ]; then
-                fail "$bin_dir/$name exists and is not our launcher; move it away (or set MFMJT_BIN_DIR) and run again"
-            fi
-        else
-            ln -s "$target" "$bin_dir/$name"
-        fi
+    if [ -f "$manifest" ]; then created="$(grep '^created-folder ' "$manifest" || true)"; fi
+    for dir in "$data" "$bin_dir"; do
+        top="$(first_missing "$dir")"
+        if [ -n "$top" ]; then created="${created:+$created
+}created-folder $top"; fi
+        mkdir -p "$dir"
     done
     {
         echo "# Added by installers/install.sh --user; installers/uninstall.sh removes exactly these."
         echo "environment $venv"
         echo "log ${venv%/}.install.log"
-        echo "launcher $bin_dir/mfmjt"
+        for name in $LAUNCHERS; do echo "launcher $bin_dir/$name"; done
+        if [ -n "$created" ]; then echo "$created"; fi
     } >"$manifest.tmp"
     mv "$manifest.tmp" "$manifest"
+}
+
+# Refuse before installing anything when a launcher's place is taken by something not ours.
+check_launchers_free() {
+    local venv="$1" bin_dir="$2" name
+    for name in $LAUNCHERS; do
+        if [ -e "$bin_dir/$name" ] || [ -L "$bin_dir/$name" ]; then
+            [ "$(readlink "$bin_dir/$name" 2>/dev/null)" = "$venv/bin/$name" ] \
+                || fail "$bin_dir/$name exists and is not our launcher; move it away (or set MFMJT_BIN_DIR) and run again"
+        fi
+    done
+}
+
+# The launchers are symbolic links to the environment's commands; anything else at their path
+# is the user's and is left alone.
+place_launchers() {
+    local venv="$1" bin_dir="$2" name target
+    for name in $LAUNCHERS; do
+        target="$venv/bin/$name"
+        if [ -e "$bin_dir/$name" ] || [ -L "$bin_dir/$name" ]; then
+            [ "$(readlink "$bin_dir/$name" 2>/dev/null)" = "$target" ] \
+                || fail "$bin_dir/$name exists and is not our launcher; move it away (or set MFMJT_BIN_DIR) and run again"
+        else
+            ln -s "$target" "$bin_dir/$name"
+        fi
+    done
     case ":$PATH:" in
         *":$bin_dir:"*) ;;
         *) say "note: $bin_dir is not on PATH; add it (e.g. in ~/.profile) to run \`mfmjt\`" ;;

@@ -30,6 +30,8 @@ if [ "$mode" = user ]; then
     data="$(user_data_dir)"
     venv="${MFMJT_VENV:-$data/venv}"
     bin_dir="$(user_bin_dir)"
+    check_launchers_free "$venv" "$bin_dir"
+    write_manifest "$venv" "$bin_dir" "$data"
 else
     venv="${MFMJT_VENV:-$root/.venv}"
 fi
@@ -57,7 +59,7 @@ spec_hash() {
 want="$(spec_hash)"
 if [ -f "$stamp" ] && [ ! -e "$unfinished" ] && [ "$(cat "$stamp")" = "$want" ] \
         && "$venv/bin/python" -c '' 2>/dev/null; then
-    [ "$mode" = user ] && place_launchers "$venv" "$bin_dir" "$data"
+    if [ "$mode" = user ]; then place_launchers "$venv" "$bin_dir"; fi
     say "environment up to date ($venv)"
     exit 0
 fi
@@ -82,16 +84,21 @@ if [ ! -x "$venv/bin/python" ]; then
         || fail "could not create $venv with $python (see $log); on Debian/Ubuntu: apt-get install python3-venv"
 fi
 touch "$unfinished"
+if [ -x "$venv/bin/uv" ]; then first_time=no; else first_time=yes; fi
 
 # uv itself comes from the lock, hash-checked, through the venv's own pip.
 uv_requirement="$(mktemp)"
 trap 'rm -f "$uv_requirement"' EXIT
 lock_entry uv "$lock" >"$uv_requirement"
 run_logged "installing uv from the lock" "$log" \
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    "$venv/bin/python" -m pip install --disable-pip-version-check --require-hashes --no-deps \
     -r "$uv_requirement"
 
-say "installing the locked environment into $venv (the first run downloads PyTorch, several GB)"
+if [ "$first_time" = yes ]; then
+    say "installing the locked environment into $venv (the first run downloads PyTorch, several GB)"
+else
+    say "updating $venv to the lock"
+fi
 run_logged "installing the locked environment" "$log" \
     "$venv/bin/uv" pip sync --require-hashes --python "$venv/bin/python" "$lock"
 
@@ -109,5 +116,8 @@ fi
 
 rm -f "$unfinished"
 echo "$want" >"$stamp"
-[ "$mode" = user ] && place_launchers "$venv" "$bin_dir" "$data"
+if [ "$mode" = user ]; then
+    place_launchers "$venv" "$bin_dir"
+    say "installed: $bin_dir/mfmjt (installers/uninstall.sh removes it again)"
+fi
 say "done: $("$venv/bin/python" -m engine.compiled_extensions --summary)"
