@@ -62,7 +62,7 @@ try {
 
 Say "installing the locked environment into $Venv"
 Invoke-Logged -What 'installing the locked environment' -Log $Log -Exe $Uv -Arguments @(
-    'pip', 'sync', '--require-hashes', '--python', $Python, $Lock)
+    'pip', 'sync', '--require-hashes', '--compile-bytecode', '--python', $Python, $Lock)
 $Editable = if ($User) { @($Root) } else { @('-e', $Root) }
 Invoke-Logged -What 'installing mfmjt-foley' -Log $Log -Exe $Uv -Arguments (@(
     'pip', 'install', '--no-deps', '--no-build-isolation', '--reinstall-package', 'mfmjt-foley',

@@ -100,7 +100,7 @@ else
     say "updating $venv to the lock"
 fi
 run_logged "installing the locked environment" "$log" \
-    "$venv/bin/uv" pip sync --require-hashes --python "$venv/bin/python" "$lock"
+    "$venv/bin/uv" pip sync --require-hashes --compile-bytecode --python "$venv/bin/python" "$lock"
 
 if [ "$mode" = user ]; then
     run_logged "installing mfmjt-foley" "$log" "$venv/bin/uv" pip install --no-deps \

@@ -28,7 +28,7 @@ def _offline_env(tmp_path: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     closed = "http://127.0.0.1:9/simple"
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=closed, PIP_NO_CACHE_DIR="1",
-               PIP_RETRIES="0", PIP_TIMEOUT="5", UV_DEFAULT_INDEX=closed,
+               PIP_RETRIES="0", PIP_TIMEOUT="5", UV_DEFAULT_INDEX=closed, UV_HTTP_RETRIES="0",
                UV_CACHE_DIR=str(tmp_path / "uv-cache"), MFMJT_VENV=str(tmp_path / "venv"))
     env.update(extra)
     return env
