@@ -11,8 +11,9 @@ from typing import Callable, Optional
 
 import opentimelineio as otio
 
+from mfmjt_plugin.timeline import fcp7_patch
 from mfmjt_plugin.timeline.insert import Placement, insert_foley
-from mfmjt_plugin.timeline.io import read_timeline, write_new_version
+from mfmjt_plugin.timeline.io import read_timeline, write_new_version, write_text_version
 from mfmjt_plugin.timeline.segments import RT, TR, Segment, TimelineError, resolve_segments
 from mfmjt_plugin.timeline.selection import Selection, exact_rate, selection_range, to_timecode
 
@@ -122,8 +123,12 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                 "record_out": to_timecode(timeline, segment.record_range.end_time_exclusive(),
                                           drop_frame=drop)}
 
+    sequence_index = int(sequence) - 1 if sequence and sequence.isdigit() else 0
+    if _patches_fcp7(source, fmt):  # the editor's document must hold that sequence: check first
+        _, root = fcp7_patch.read_document(source)
+        fcp7_patch.find_sequence(root, timeline.name, sequence_index)
     job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
-               timeline_dir=timeline_dir, fmt=fmt, record=record)
+               timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index)
     written: list[Path] = []
     try:
         for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
@@ -165,6 +170,12 @@ class _Job:
     timeline_dir: Path
     fmt: Optional[str]
     record: Callable[[Segment], dict]  # a segment's record in/out timecodes for the report
+    sequence_index: int = 0  # which of the source's sequences (0-based), for FCP7 patching
+
+
+def _patches_fcp7(source: Path, fmt: Optional[str]) -> bool:
+    """An FCP7 XML source delivered as FCP7 XML gets its own document back plus our tracks."""
+    return source.suffix.lower() == ".xml" and fmt in (None, "xml")
 
 
 def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
@@ -232,9 +243,14 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
                                  **job.record(segment)})
         if progress is not None:
             progress(index + 1, len(segments))
-    result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
-    written_timeline = write_new_version(result_timeline, job.source, fmt=job.fmt,
-                                         folder=job.timeline_dir, picture_size=picture_size)
+    if _patches_fcp7(job.source, job.fmt):
+        text = fcp7_patch.patched_document(job.source, timeline.name, job.sequence_index,
+                                           placements, prompt=settings.prompt)
+        written_timeline = write_text_version(text, job.source, folder=job.timeline_dir)
+    else:
+        result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
+        written_timeline = write_new_version(result_timeline, job.source, fmt=job.fmt,
+                                             folder=job.timeline_dir, picture_size=picture_size)
     return {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments)}
 
 

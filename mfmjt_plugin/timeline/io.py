@@ -142,6 +142,7 @@ def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
     target = next_version_path(Path(folder) if folder else source.parent,
                                f"{source.stem}{suffix}", ext)
     kwargs = {"use_empty_mob_ids": True} if adapter == "AAF" else {}
+    timeline = explicit_source_ranges(timeline)
     try:
         if adapter == "otiod":
             _write_directory_bundle(timeline, target)
@@ -163,6 +164,35 @@ def write_new_version(timeline: otio.schema.Timeline, source: Path | str, *,
         reason = (str(err).strip().splitlines() or [""])[0][:200]
         raise TimelineError(f"{target.name}: the {adapter!r} writer failed "
                             f"({type(err).__name__}: {reason}); try another --format") from None
+    return target
+
+
+def explicit_source_ranges(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
+    """A copy whose clips all state their source range. OTIO allows a clip without one (it plays
+    its media's whole available range), but the FCP7 writer dereferences it and crashes."""
+    result = timeline.deepcopy()
+    for clip in result.find_clips():
+        if clip.source_range is None:
+            try:
+                clip.source_range = clip.trimmed_range()
+            except otio.exceptions.OTIOError:
+                pass  # no available range either: the writer will name the clip
+    return result
+
+
+def write_text_version(text: str, source: Path | str, *, suffix: str = "_foley",
+                       folder: Optional[Path] = None) -> Path:
+    """A document we produced ourselves (the source patched), written as the next version in the
+    source's own format, atomically."""
+    source = Path(source)
+    target = next_version_path(Path(folder) if folder else source.parent,
+                               f"{source.stem}{suffix}", source.suffix.lower())
+    try:
+        with atomic_target(target, suffix=source.suffix.lower()) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    except PermissionError:
+        raise TimelineError(f"{target.parent}: cannot write there; choose another output "
+                            f"folder") from None
     return target
 
 
