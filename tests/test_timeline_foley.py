@@ -74,7 +74,8 @@ def test_foley_for_the_whole_timeline_lands_frame_exact_in_a_new_version(tmp_pat
     placed = [(type(i).__name__, i.duration().value) for i in foley[0]]
     assert placed == [("Clip", 40), ("Gap", 10), ("Clip", 30)]
     first = foley[0][0]
-    assert first.source_range.start_time == RT(25, RATE)  # one second of head handle
+    # shot1 opens the timeline: its head handle stops at the timeline's start
+    assert first.source_range.start_time == RT(0, RATE)
     assert first.metadata[METADATA_KEY]["prompt"] == "knocks"
     assert first.metadata[METADATA_KEY]["take"] == 1
     assert len(result.tracks.markers) == 3
@@ -83,12 +84,29 @@ def test_foley_for_the_whole_timeline_lands_frame_exact_in_a_new_version(tmp_pat
     wav = read_bwf(report["takes"][0]["wav"])
     assert wav.sample_rate == OUTPUT_RATE and wav.bit_depth == 24
     frames = Fraction(wav.samples.shape[1], OUTPUT_RATE) * 25
-    assert frames.denominator == 1 and frames == 25 + 40 + 25
-    assert wav.bext["time_reference"] == (3600 * 25 + 0 - 25) * OUTPUT_RATE // 25
+    assert frames.denominator == 1 and frames == 0 + 40 + 25
+    assert wav.bext["time_reference"] == 3600 * 25 * OUTPUT_RATE // 25
     second = read_bwf(report["takes"][2]["wav"])  # shot2: source starts at frame 5: 5 frames of head
     assert Fraction(second.samples.shape[1], OUTPUT_RATE) * 25 == 5 + 30 + 25
     assert report["takes"][2]["record_in"] == "01:00:02:00"
-    assert first.media_reference.available_range.duration == RT(90, RATE)
+    assert first.media_reference.available_range.duration == RT(65, RATE)
+
+
+def test_a_timeline_starting_at_midnight_gets_takes_without_a_head_handle(tmp_path, media,
+                                                                          bundle, capsys):  # noqa: F811
+    """`--all` used to fail: "record start 0.000 s minus the head handle ... is before midnight"."""
+    source = build_timeline(media, tmp_path / "reel0.otio")
+    timeline = otio.adapters.read_from_file(str(source))
+    timeline.global_start_time = RT(0, RATE)
+    otio.adapters.write_to_file(timeline, str(source))
+    assert main(["timeline", "foley", str(source), "--all", "--prompt", "knocks",
+                 "--bundle", str(bundle), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    first, second = (read_bwf(t["wav"]) for t in report["takes"])
+    assert first.bext["time_reference"] == 0
+    assert Fraction(first.samples.shape[1], OUTPUT_RATE) * 25 == 0 + 40 + 25
+    # shot2 starts at record frame 50, media frame 5: the media's start bounds its head
+    assert second.bext["time_reference"] == (50 - 5) * OUTPUT_RATE // 25
 
 
 def test_bad_selections_and_offline_media_fail_cleanly(tmp_path, media, bundle, capsys):  # noqa: F811
@@ -162,16 +180,18 @@ def test_a_razor_cut_inside_one_shot_is_generated_as_one_request():
 
 
 @pytest.mark.parametrize("rate, start_tc, pick, record_in, head", [
-    (24000 / 1001, "01:00:00:00", ["--all"], "01:00:00:00", 23),  # 30 frames in: 1 s is 23.976
-    (30000 / 1001, "01:00:00;00", ["--in", "01:00:00;05", "--out", "01:00:00;29"],
-     "01:00:00;05", 29),  # drop-frame, cut by the selection: 35 frames in
-    (60000 / 1001, "01:00:00:00", ["--all"], "01:00:00:00", 30),  # 30 frames in: 0.5005 s
+    (24000 / 1001, "01:00:00:00", ["--all"], "01:00:01:16", 23),  # 30 frames in: 1 s is 23.976
+    (30000 / 1001, "01:00:00;00", ["--in", "01:00:01;15", "--out", "01:00:02;09"],
+     "01:00:01;15", 29),  # drop-frame, cut by the selection: 35 frames in
+    (60000 / 1001, "01:00:00:00", ["--all"], "01:00:00:40", 30),  # 30 frames in: 0.5005 s
 ])
 def test_takes_are_frame_exact_at_fractional_rates(tmp_path, media, bundle, rate,  # noqa: F811
                                                    start_tc, pick, record_in, head, capsys):
     """Handle, body and tail in whole frames of the timeline rate; the first sample's time of day
     is the record timecode minus the head handle."""
     v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    # 40 frames of gap first, so the head handle is not stopped by the timeline's start
+    v1.append(otio.schema.Gap(source_range=TR(RT(0, rate), RT(40, rate))))
     v1.append(otio.schema.Clip(name="shot", media_reference=otio.schema.ExternalReference(
         target_url=str(media)), source_range=TR(RT(30, rate), RT(30, rate))))
     start = otio.opentime.from_timecode(start_tc, rate)
@@ -182,7 +202,7 @@ def test_takes_are_frame_exact_at_fractional_rates(tmp_path, media, bundle, rate
     take = json.loads(capsys.readouterr().out)["takes"][0]
     assert take["record_in"] == record_in
     body = 24 if "--in" in pick else 30
-    record = start.value + (5 if "--in" in pick else 0)
+    record = start.value + 40 + (5 if "--in" in pick else 0)
     per_frame = Fraction(OUTPUT_RATE) / Fraction(rate).limit_denominator(1001)
     tail = -(-Fraction(1) * Fraction(rate).limit_denominator(1001) // 1)  # 1 s, rounded up
     wav = read_bwf(take["wav"])

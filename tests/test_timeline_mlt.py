@@ -177,7 +177,7 @@ def test_melt_plays_the_foley_takes_at_their_record_time(tmp_path, media, bundle
     for take, record_start in ((report["takes"][0], 0), (report["takes"][2], 50)):
         assert take["take"] == 1
         samples = read_bwf(take["wav"]).samples[0].astype(np.float64)
-        head = {0: 25, 50: 5}[record_start] * frame  # the handles in the file
+        head = {0: 0, 50: 5}[record_start] * frame  # the handles (none at the timeline start)
         body = samples[head:head + {0: 40, 50: 30}[record_start] * frame]
         # where the body sits best in the render, searched a frame either side of its record time
         start = record_start * frame

@@ -207,8 +207,11 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         body_start, body_duration = _media_seconds(
             segment, segment.media_start or RT(0, segment.source_range.start_time.rate))
         # whole frames of handle, in exact arithmetic: 30 frames at 59.94 are 0.5005 s, and
-        # int(0.5005 * 59.94...) in floats is 29
-        head_frames = math.floor(min(Fraction(HANDLE_SECONDS), body_start) * frame_rate)
+        # int(0.5005 * 59.94...) in floats is 29. The head stops at the media's first frame and
+        # at the timeline's start (a clip at 00:00:00:00 gets none: nothing can precede it, and a
+        # BWF time reference cannot go before midnight).
+        record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
+        head_frames = math.floor(min(Fraction(HANDLE_SECONDS), body_start, record_offset) * frame_rate)
         head = Fraction(head_frames) / frame_rate
         tail = min(Fraction(HANDLE_SECONDS), max(Fraction(0), info.duration - body_start - body_duration))
         request = GenerateRequest(media=media, start=body_start - head,
@@ -223,8 +226,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         version = next_version(out_dir, stem, "_t01.wav")
         paths = [out_dir / f"{stem}_v{version:03d}_t{k:02d}.wav"
                  for k in range(1, settings.takes + 1)]
-        record_body = Fraction(start_tc).limit_denominator(10 ** 6) + Fraction(
-            segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
+        record_body = Fraction(start_tc).limit_denominator(10 ** 6) + record_offset
         metadata = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
                     "seed": request.seed, **result.settings,
                     "model_sha256": pipeline.bundle.network_sha256, "version": version,
