@@ -219,3 +219,22 @@ def test_several_sequences_are_listed_and_picked_and_broken_files_named(tmp_path
     broken.write_bytes(project.read_bytes()[:300])  # cut off mid-file, as by a failed copy
     with pytest.raises(TimelineError, match=rf"{broken}: unreadable timeline \(ParseError"):
         read_timeline(broken)
+
+
+def test_a_clip_switched_off_in_fcp7_xml_is_not_picture(tmp_path):
+    """OTIO's FCP7 reader leaves `<enabled>FALSE</enabled>` clips enabled; we do not."""
+    text = (SHARED / "premiere_example.xml").read_text()
+    first_video = text.index('<clipitem id="clipitem-2"')  # V2, record 13, the first picture
+    at = text.index("<enabled>TRUE</enabled>", first_video)
+    off = tmp_path / "switched_off.xml"
+    off.write_text(text[:at] + "<enabled>FALSE</enabled>" + text[at + len("<enabled>TRUE</enabled>"):])
+
+    def pictures(path):
+        timeline = read_timeline(path)
+        return [(s.clip_name, s.record_range.start_time.value)
+                for s in resolve_segments(timeline, selection_range(timeline, Selection()))]
+    before, after = pictures(SHARED / "premiere_example.xml"), pictures(off)
+    assert before[0] == ("sc01_sh010_anim.mov", 13.0)
+    assert [p for p in before if p not in after] == [("sc01_sh010_anim.mov", 13.0)]
+    clip = read_timeline(off).tracks[1].find_clips()[0]
+    assert (clip.name, clip.enabled) == ("sc01_sh010_anim.mov", False)

@@ -70,6 +70,8 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
         raise TimelineError(f"{path}: unreadable timeline ({type(err).__name__}: {err})") from None
     if adapter in ("otioz", "otiod"):
         _anchor_bundle_media(result, _bundle_folder(path, adapter))
+    if adapter == "fcp_xml":
+        _apply_fcp7_enabled(result)
     found = sequences(result)
     if not found:
         raise TimelineError(f"{path}: holds no sequence")
@@ -84,6 +86,15 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
             return timeline
     raise TimelineError(f"{path}: no sequence {sequence!r}; it holds "
                         f"{', '.join(repr(t.name) for t in found)}")
+
+
+def _apply_fcp7_enabled(result) -> None:
+    """OTIO's FCP7 reader keeps `<enabled>FALSE</enabled>` only as metadata and leaves the item
+    enabled, so a switched-off clip or track would still be seen (and get Foley)."""
+    for item in result.find_children() if hasattr(result, "find_children") else []:
+        if isinstance(item, (otio.core.Item, otio.schema.Track)) and \
+                str(item.metadata.get("fcp_xml", {}).get("enabled", "")).upper() == "FALSE":
+            item.enabled = False
 
 
 def _bundle_folder(path: Path, adapter: str) -> Path:
