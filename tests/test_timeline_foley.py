@@ -161,6 +161,34 @@ def test_exports_read_back_with_their_own_adapters(tmp_path, media, bundle, fmt,
     placed = clips[0].transformed_time_range(clips[0].trimmed_range(), timeline.tracks)
     assert placed.start_time.to_frames() == 50 and placed.duration.to_frames() == 30
     assert clips[0].source_range.start_time.to_frames() == 5  # the head handle stays in the file
+    if fmt == "aaf":  # a companion: the Foley alone, to import beside the editor's sequence
+        assert report["companion"].startswith("the AAF holds only the Foley tracks")
+        assert [t.kind for t in timeline.tracks if t.find_clips()] == [otio.schema.TrackKind.Audio]
+    else:
+        assert "companion" not in report
+        assert any(t.kind == otio.schema.TrackKind.Video and t.find_clips() for t in timeline.tracks)
+
+
+def test_a_format_that_cannot_hold_the_timeline_fails_before_generating(tmp_path, bundle,  # noqa: F811
+                                                                        capsys):
+    """OTIO's FCPXML writer cannot express the Premiere sample; that used to surface only after
+    every take had been generated."""
+    from tests.media_factory import make_video
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+    source = tmp_path / "premiere_example.xml"
+    source.write_bytes((shared / "premiere_example.xml").read_bytes())
+    stand_ins = tmp_path / "relinked"
+    stand_ins.mkdir()
+    make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
+               width=64, height=64)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["timeline", "foley", str(source), "--clip", "sc01_master_layerA_sh030_temp.mov",
+                 "--format", "fcpxml", "--search", str(stand_ins), "--bundle", str(bundle)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith("error: premiere_example_foley_v001.fcpxml: the 'fcpx_xml' writer failed")
+    assert err.endswith("try another --format (checked before generating; nothing was written)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_a_razor_cut_inside_one_shot_is_generated_as_one_request():

@@ -2,6 +2,7 @@
 holding the Foley tracks, beside the source. The source timeline and media are only read."""
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, replace
@@ -133,6 +134,7 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     try:
         for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
             ensure_writable(folder, option)
+        preflight_write(job, segments)
         report = _generate_and_insert(job, segments, files, progress, written)
         report["selection"] = selection.describe()
         report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
@@ -245,15 +247,61 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
                                  **job.record(segment)})
         if progress is not None:
             progress(index + 1, len(segments))
+    written_timeline = deliver_timeline(job, placements, job.timeline_dir, picture_size)
+    report = {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments)}
+    if _companion_only(job.source, job.fmt):
+        report["companion"] = COMPANION_NOTE
+    return report
+
+
+# AAF writers cannot carry an editor's whole timeline (effects, nested sequences, rates of other
+# tools): the AAF we deliver holds only the Foley, at the timeline's record times, to import
+# beside the editor's own sequence, as post houses deliver AAFs to Pro Tools.
+COMPANION_NOTE = ("the AAF holds only the Foley tracks and markers at their record times: import "
+                  "it next to your sequence (your timeline is unchanged)")
+
+
+def _companion_only(source: Path, fmt: Optional[str]) -> bool:
+    return (fmt or source.suffix.lower().lstrip(".")) == "aaf"
+
+
+def foley_only(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
+    """An empty timeline with the editor's name, start timecode and rate, for the Foley alone."""
+    result = otio.schema.Timeline(name=f"{timeline.name} FOLEY",
+                                  global_start_time=timeline.global_start_time)
+    result.metadata.update(copy.deepcopy(dict(timeline.metadata)))
+    return result
+
+
+def deliver_timeline(job: _Job, placements: list[Placement], folder: Path,
+                     picture_size: tuple[int, int]) -> Path:
+    """Write the new timeline version into `folder`: the editor's FCP7 document patched, a
+    Foley-only AAF companion, or the timeline plus Foley through the format's writer."""
+    prompt = job.settings.prompt
     if _patches_fcp7(job.source, job.fmt):
-        text = fcp7_patch.patched_document(job.source, timeline.name, job.sequence_index,
-                                           placements, prompt=settings.prompt)
-        written_timeline = write_text_version(text, job.source, folder=job.timeline_dir)
-    else:
-        result_timeline = insert_foley(timeline, placements, prompt=settings.prompt)
-        written_timeline = write_new_version(result_timeline, job.source, fmt=job.fmt,
-                                             folder=job.timeline_dir, picture_size=picture_size)
-    return {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments)}
+        text = fcp7_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
+                                           placements, prompt=prompt)
+        return write_text_version(text, job.source, folder=folder)
+    base = foley_only(job.timeline) if _companion_only(job.source, job.fmt) else job.timeline
+    result_timeline = insert_foley(base, placements, prompt=prompt)
+    return write_new_version(result_timeline, job.source, fmt=job.fmt, folder=folder,
+                             picture_size=picture_size)
+
+
+def preflight_write(job: _Job, segments: list[Segment]) -> None:
+    """Write the result format once with stand-in takes into a scratch folder before any take is
+    generated: a format that cannot hold this timeline fails now, in one line, not after minutes
+    of generation."""
+    import tempfile
+    placements = [Placement(record_range=s.record_range, wav=Path(f"/preflight/take{i}.wav"),
+                            take=take, head_handle=RT(0, s.record_range.duration.rate),
+                            file_duration=s.record_range.duration, metadata={})
+                  for i, s in enumerate(segments) for take in range(1, job.settings.takes + 1)]
+    with tempfile.TemporaryDirectory(prefix="mfmjt-preflight-") as scratch:
+        try:
+            deliver_timeline(job, placements, Path(scratch), (1920, 1080))
+        except TimelineError as err:
+            raise TimelineError(f"{err} (checked before generating; nothing was written)") from None
 
 
 def _file_frames(path: Path, frame_rate: Fraction, sample_rate: int) -> int:
