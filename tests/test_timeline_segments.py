@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import opentimelineio as otio
@@ -238,3 +239,41 @@ def test_a_clip_switched_off_in_fcp7_xml_is_not_picture(tmp_path):
     assert [p for p in before if p not in after] == [("sc01_sh010_anim.mov", 13.0)]
     clip = read_timeline(off).tracks[1].find_clips()[0]
     assert (clip.name, clip.enabled) == ("sc01_sh010_anim.mov", False)
+
+
+def test_an_edl_reads_in_full_record_timecodes_loc_markers_and_every_event(tmp_path, capsys):
+    """Before: every clip's record_in was null, the start showed as 00:00:00:00, LOC markers were
+    missing and `--all` found no video at all."""
+    from mfmjt_plugin.cli import main
+    edl = SHARED / "screening_example.edl"
+    assert main(["timeline", "inspect", str(edl), "--rate", "23.976", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["start"] == "00:59:53:11"
+    assert [c["record_in"] for c in report["clips"]][:4] == [
+        "00:59:53:11", "00:59:54:18", "00:59:56:20", "00:59:58:00"]
+    assert None not in [c["record_in"] for c in report["clips"]]
+    assert [(m["name"], m["color"], m["record_in"]) for m in report["markers"]] == [
+        ("ANIM FIX NEEDED", "RED", "01:00:01:14"), ("CHANGE APPROVED", "GREEN", "01:00:15:13")]
+    timeline = read_timeline(edl, rate=exact_rate(23.976))
+    segments = resolve_segments(timeline, selection_range(timeline, Selection()))
+    assert len(segments) == 9 and segments[0].clip_name == "ZZ100_501 (LAY3)"
+    assert to_timecode(timeline, segments[-1].record_range.end_time_exclusive()) == "01:00:37:04"
+    assert main(["timeline", "foley", str(edl), "--rate", "23.976", "--all"]) == 1
+    assert "offline media under the selection: ZZ100_501 (LAY3) (no media reference)" in \
+        capsys.readouterr().err
+
+
+def test_clips_without_media_relink_by_name_and_the_new_version_points_there(tmp_path):
+    from mfmjt_plugin.timeline.foley import relink, relinked
+    found = tmp_path / "footage" / "day1"
+    found.mkdir(parents=True)
+    (found / "ZZ100_501.mov").write_bytes(b"")
+    (found / "ZZ100_501.wav").write_bytes(b"")  # not a movie
+    timeline = read_timeline(SHARED / "screening_example.edl", rate=exact_rate(23.976))
+    first = [s for s in resolve_segments(timeline, selection_range(timeline, Selection()))][:1]
+    files = relink(first, tmp_path / "footage")
+    assert files == {"<no media: ZZ100_501 (LAY3)>": found / "ZZ100_501.mov"}
+    moved = relinked(timeline, files)
+    clip = moved.tracks[0].find_clips()[0]
+    assert clip.media_reference.target_url == (found / "ZZ100_501.mov").as_uri()
+    assert isinstance(timeline.tracks[0].find_clips()[0].media_reference, otio.schema.MissingReference)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
@@ -62,8 +62,20 @@ def merge_contiguous(segments: list[Segment]) -> list[Segment]:
     return merged
 
 
+MEDIA_FILE = re.compile(r"\.(mov|mp4|m4v|mxf|avi|mkv|mts|webm)$", re.I)
+
+
+def _by_clip_name(clip_name: str, search: Path) -> list[Path]:
+    """Movies under `search` named after a clip that has no media reference (an EDL event:
+    "ZZ100_501 (LAY3)" is ZZ100_501.mov; a clip named with its file name matches that file)."""
+    wanted = {clip_name.lower(), re.sub(r"\s*\(.*\)\s*$", "", clip_name).lower()}
+    return sorted(p for p in search.rglob("*") if p.is_file() and MEDIA_FILE.search(p.name)
+                  and (p.name.lower() in wanted or p.stem.lower() in wanted))
+
+
 def relink(segments: list[Segment], search: Optional[Path]) -> dict[str, Path]:
-    """media path -> a readable file: as written, or found by name under `search`."""
+    """media path -> a readable file: as written, or found under `search` by the file's name
+    (or, for a clip without a media reference, by the clip's name)."""
     found: dict[str, Path] = {}
     missing = []
     for segment in segments:
@@ -74,8 +86,9 @@ def relink(segments: list[Segment], search: Optional[Path]) -> dict[str, Path]:
         if path is not None and path.is_file():
             found[key] = path
             continue
-        if path is not None and search is not None:
-            hits = sorted(Path(search).rglob(path.name))
+        if search is not None:
+            hits = sorted(Path(search).rglob(path.name)) if path is not None else \
+                _by_clip_name(segment.clip_name, Path(search))
             if hits:
                 found[key] = hits[0]
                 continue
@@ -129,7 +142,8 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
         _, root = fcp7_patch.read_document(source)
         fcp7_patch.find_sequence(root, timeline.name, sequence_index)
     job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
-               timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index)
+               timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index,
+               files=files)
     written: list[Path] = []
     try:
         for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
@@ -173,6 +187,7 @@ class _Job:
     fmt: Optional[str]
     record: Callable[[Segment], dict]  # a segment's record in/out timecodes for the report
     sequence_index: int = 0  # which of the source's sequences (0-based), for FCP7 patching
+    files: dict = field(default_factory=dict)  # media key -> the file it was relinked to
 
 
 def _patches_fcp7(source: Path, fmt: Optional[str]) -> bool:
@@ -282,10 +297,30 @@ def deliver_timeline(job: _Job, placements: list[Placement], folder: Path,
         text = fcp7_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
                                            placements, prompt=prompt)
         return write_text_version(text, job.source, folder=folder)
-    base = foley_only(job.timeline) if _companion_only(job.source, job.fmt) else job.timeline
+    base = foley_only(job.timeline) if _companion_only(job.source, job.fmt) else \
+        relinked(job.timeline, job.files)
     result_timeline = insert_foley(base, placements, prompt=prompt)
     return write_new_version(result_timeline, job.source, fmt=job.fmt, folder=folder,
                              picture_size=picture_size)
+
+
+def relinked(timeline: otio.schema.Timeline, files: dict[str, Path]) -> otio.schema.Timeline:
+    """A copy whose clips point at the files they were relinked to, so the new version opens
+    online (the source keeps its own paths)."""
+    from mfmjt_plugin.timeline.segments import media_path
+    moved = {key: path for key, path in files.items()
+             if key.startswith("<no media: ") or Path(key) != path}
+    if not moved:
+        return timeline
+    result = timeline.deepcopy()
+    for clip in result.find_clips():
+        key = media_path(clip) or f"<no media: {clip.name}>"
+        if key in moved:
+            old = clip.media_reference
+            clip.media_reference = otio.schema.ExternalReference(
+                target_url=moved[key].resolve().as_uri(),
+                available_range=getattr(old, "available_range", None))
+    return result
 
 
 def preflight_write(job: _Job, segments: list[Segment]) -> None:

@@ -8,6 +8,7 @@ reads as a collection: the caller picks one by name or number. The source is onl
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Optional
 
@@ -72,6 +73,9 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
         _anchor_bundle_media(result, _bundle_folder(path, adapter))
     if adapter == "fcp_xml":
         _apply_fcp7_enabled(result)
+    if adapter == "cmx_3600":
+        for timeline in sequences(result):
+            _normalise_edl(timeline)
     found = sequences(result)
     if not found:
         raise TimelineError(f"{path}: holds no sequence")
@@ -95,6 +99,40 @@ def _apply_fcp7_enabled(result) -> None:
         if isinstance(item, (otio.core.Item, otio.schema.Track)) and \
                 str(item.metadata.get("fcp_xml", {}).get("enabled", "")).upper() == "FALSE":
             item.enabled = False
+
+
+def _normalise_edl(timeline: otio.schema.Timeline) -> None:
+    """OTIO's CMX 3600 reader keeps the first event's record timecode as a negative start of each
+    track's source range, which OTIO itself reads as "show the time before the first clip": every
+    clip falls outside its own track. Move that timecode to the timeline's start (where every
+    other format keeps it), and the LOC markers, which it hangs on clips at absolute record
+    timecodes, onto the timeline at their record times."""
+    offsets = [-t.source_range.start_time for t in timeline.tracks
+               if t.source_range is not None and t.source_range.start_time.value < 0]
+    if not offsets or timeline.global_start_time is not None:
+        return
+    start = min(offsets, key=lambda r: r.to_seconds())
+    for track in timeline.tracks:
+        if track.source_range is None:
+            continue
+        lead = -track.source_range.start_time - start  # a later first event: a gap before it
+        track.source_range = None
+        if lead.value > 0:
+            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, lead.rate), lead)))
+    timeline.global_start_time = start
+    colours = {c.upper(): c for c in dir(otio.schema.MarkerColor) if not c.startswith("_")}
+    for clip in timeline.find_clips():
+        for marker in list(clip.markers):
+            at = marker.marked_range.start_time
+            record = otio.opentime.RationalTime(at.value, start.rate) - start
+            colour = str(marker.metadata.get("cmx_3600", {}).get("color", "")).upper()
+            placed = otio.schema.Marker(
+                name=marker.name, metadata=copy.deepcopy(dict(marker.metadata)),
+                marked_range=otio.opentime.TimeRange(record, otio.opentime.RationalTime(0, start.rate)),
+                color=getattr(otio.schema.MarkerColor, colours.get(colour, "RED")))
+            timeline.tracks.markers.append(placed)
+            clip.markers.remove(marker)
 
 
 def _bundle_folder(path: Path, adapter: str) -> Path:
