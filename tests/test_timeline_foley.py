@@ -384,3 +384,20 @@ def test_a_cancelled_run_leaves_no_takes(tmp_path, media, bundle):  # noqa: F811
                    progress=cancel_after_first)
     assert len(seen[0]) == 2  # the first segment's two takes had been written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reel1.otio"]
+
+
+def test_a_named_clip_under_a_title_gets_its_foley(tmp_path, media, bundle, capsys):  # noqa: F811
+    source = build_timeline(media, tmp_path / "titled.otio")
+    timeline = otio.adapters.read_from_file(str(source))
+    v2 = otio.schema.Track(name="V2", kind=otio.schema.TrackKind.Video)
+    v2.append(otio.schema.Gap(source_range=TR(RT(0, RATE), RT(50, RATE))))
+    v2.append(otio.schema.Clip(name="name title", source_range=TR(RT(0, RATE), RT(30, RATE)),
+                               media_reference=otio.schema.GeneratorReference(generator_kind="Text")))
+    timeline.tracks.insert(1, v2)
+    otio.adapters.write_to_file(timeline, str(source))
+    assert main(["timeline", "foley", str(source), "--clip", "shot2", "--bundle", str(bundle),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(t["clip"], t["record_in"], t["record_out"]) for t in report["takes"]] == [
+        ("shot2", "01:00:02:00", "01:00:03:05")]
+    assert report["skipped"] == []

@@ -277,3 +277,36 @@ def test_clips_without_media_relink_by_name_and_the_new_version_points_there(tmp
     clip = moved.tracks[0].find_clips()[0]
     assert clip.media_reference.target_url == (found / "ZZ100_501.mov").as_uri()
     assert isinstance(timeline.tracks[0].find_clips()[0].media_reference, otio.schema.MissingReference)
+
+
+def _title_over(rate: float = 25.0) -> otio.schema.Timeline:
+    """V1: three clips all named 'shot'; V2: a title with alpha over the second."""
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for start in (0, 100, 200):
+        v1.append(otio.schema.Clip(name="shot", media_reference=otio.schema.ExternalReference(
+            target_url=f"/media/shot{start}.mov"), source_range=TR(RT(start, rate), RT(50, rate))))
+    v2 = otio.schema.Track(name="V2", kind=otio.schema.TrackKind.Video)
+    v2.append(otio.schema.Gap(source_range=TR(RT(0, rate), RT(50, rate))))
+    v2.append(otio.schema.Clip(name="lower third", media_reference=otio.schema.GeneratorReference(
+        generator_kind="Text"), source_range=TR(RT(0, rate), RT(50, rate))))
+    return otio.schema.Timeline(name="t", tracks=[v1, v2], global_start_time=RT(90000, rate))
+
+
+def test_a_title_over_a_named_clip_or_track_does_not_take_its_foley():
+    timeline = _title_over()
+    chosen = selection_range(timeline, Selection(clip="2"))
+    assert [s.clip_name for s in resolve_segments(timeline, chosen)] == ["lower third"]
+    seen = resolve_segments(timeline, chosen, see_through_generated=True)
+    assert [(s.clip_name, s.media, s.record_range.start_time.value) for s in seen] == [
+        ("shot", "/media/shot100.mov", 50)]
+    whole_track = selection_range(timeline, Selection(track=1))
+    assert [s.media for s in resolve_segments(timeline, whole_track, see_through_generated=True)] \
+        == ["/media/shot0.mov", "/media/shot100.mov", "/media/shot200.mov"]
+
+
+def test_an_ambiguous_clip_name_lists_the_candidates():
+    timeline = _title_over()
+    with pytest.raises(TimelineError) as failed:
+        selection_range(timeline, Selection(clip="shot"))
+    assert str(failed.value) == ("3 video clips are named 'shot': #1 at 01:00:00:00, #2 at "
+                                 "01:00:02:00, #3 at 01:00:04:00; pick one with --clip NUMBER")

@@ -114,7 +114,9 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
-    visible = [s for s in resolve_segments(timeline, chosen) if s.record_range.duration.value > 0]
+    named = selection.clip is not None or selection.track is not None
+    visible = [s for s in resolve_segments(timeline, chosen, see_through_generated=named)
+               if s.record_range.duration.value > 0]
     # slugs, titles and mattes are seen but were never filmed: nothing moves in them to follow
     generated = [s for s in visible if s.generator is not None]
     segments = merge_contiguous([s for s in visible if s.generator is None])

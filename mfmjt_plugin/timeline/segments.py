@@ -148,10 +148,12 @@ def timeline_rate(timeline: otio.schema.Timeline) -> float:
     raise TimelineError(f"timeline {timeline.name!r} has no clips to take a frame rate from")
 
 
-def resolve_segments(timeline: otio.schema.Timeline,
-                     selection: otio.opentime.TimeRange) -> list[Segment]:
+def resolve_segments(timeline: otio.schema.Timeline, selection: otio.opentime.TimeRange, *,
+                     see_through_generated: bool = False) -> list[Segment]:
     """The visible video under `selection` (top-stack time), in record order, topmost track
-    winning where tracks overlap."""
+    winning where tracks overlap. `see_through_generated`: titles, slugs and other generated
+    pictures neither count nor hide what is below them (the editor named a clip or a track:
+    a title over it must not take its Foley away)."""
     top = timeline.tracks
     rate = timeline_rate(timeline)
     taken: list[otio.opentime.TimeRange] = []
@@ -166,6 +168,8 @@ def resolve_segments(timeline: otio.schema.Timeline,
         _walk_track(track, top, emit)
         covered = []
         for clip, record, source, scalar in found:
+            if see_through_generated and _generator(clip) is not None:
+                continue
             a, b = max(record.start_time, lo), min(record.end_time_exclusive(), hi)
             if b <= a:
                 continue

@@ -134,6 +134,14 @@ def selection_range(timeline: otio.schema.Timeline, selection: Selection) -> oti
         if not match:
             raise TimelineError(f"no video clip named or numbered {selection.clip!r} "
                                 f"({len(clips)} clips)")
+        if len(match) > 1:
+            def where(clip):
+                shown = visible_range_of(timeline, clip)
+                at = to_timecode(timeline, shown.start_time) if shown else "not visible"
+                return f"#{clips.index(clip) + 1} at {at}"
+            raise TimelineError(f"{len(match)} video clips are named {selection.clip!r}: "
+                                f"{', '.join(where(c) for c in match)}; pick one with "
+                                f"--clip NUMBER")
         chosen = visible_range_of(timeline, match[0])
         if chosen is None:
             raise TimelineError(f"clip {selection.clip!r} is trimmed away by its nesting; "
