@@ -310,3 +310,46 @@ def test_an_ambiguous_clip_name_lists_the_candidates():
         selection_range(timeline, Selection(clip="shot"))
     assert str(failed.value) == ("3 video clips are named 'shot': #1 at 01:00:00:00, #2 at "
                                  "01:00:02:00, #3 at 01:00:04:00; pick one with --clip NUMBER")
+
+
+def _newer(tmp_path, change) -> Path:
+    data = json.loads((SHARED / "simple_cut.otio").read_text())
+    change(data)
+    path = tmp_path / "newer.otio"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_timeline_from_a_newer_opentimelineio_is_read_with_a_warning(tmp_path, capsys):
+    from mfmjt_plugin.cli import main
+
+    def newer_markers(data):
+        markers = data["tracks"]["markers"]
+        markers.append({"OTIO_SCHEMA": "Marker.3", "name": "door", "metadata": {},
+                        "color": {"r": 0.1, "g": 0.9, "b": 0.2, "a": 1.0}, "comment": "",
+                        "marked_range": {"OTIO_SCHEMA": "TimeRange.1",
+                                         "start_time": {"OTIO_SCHEMA": "RationalTime.1", "rate": 24.0, "value": 10.0},
+                                         "duration": {"OTIO_SCHEMA": "RationalTime.1", "rate": 24.0, "value": 0.0}}})
+    path = _newer(tmp_path, newer_markers)
+    with pytest.raises(otio.exceptions.OTIOError, match="unsupported schema version"):
+        otio.adapters.read_from_file(str(path))
+    assert main(["timeline", "inspect", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == (f"warning: {path}: written by a newer OpenTimelineIO; read Marker.3 as "
+                       "Marker.2 (RGB marker colours as the nearest named colour)\n")
+    assert [(m["name"], m["color"]) for m in json.loads(out.out)["markers"]] == [("door", "GREEN")]
+
+
+def test_a_schema_this_opentimelineio_does_not_know_is_named(tmp_path, capsys):
+    from mfmjt_plugin.cli import main
+
+    def unknown(data):
+        data["tracks"]["children"][0]["children"][0]["effects"] = [
+            {"OTIO_SCHEMA": "ColorGrade.1", "name": "", "metadata": {}, "effect_name": "grade"},
+            {"OTIO_SCHEMA": "Marker.9", "name": "x"}]
+    path = _newer(tmp_path, unknown)
+    assert main(["timeline", "inspect", str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {path}: written by a newer OpenTimelineIO with schemas this version "
+        f"({otio.__version__}) does not know: ColorGrade.1; export it for OpenTimelineIO 0.18 "
+        "or as FCP7 XML\n")

@@ -59,7 +59,10 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
     except otio.exceptions.OTIOError as err:
-        if adapter == "cmx_3600":  # timecode mismatches are common in real EDLs (NLE.md)
+        if adapter == "otio_json" and "unsupported schema version" in str(err):
+            from mfmjt_plugin.timeline.otio_schemas import read_newer_otio
+            result = read_newer_otio(path)
+        elif adapter == "cmx_3600":  # timecode mismatches are common in real EDLs (NLE.md)
             try:
                 result = otio.adapters.read_from_file(str(path), adapter_name=adapter,
                                                       ignore_timecode_mismatch=True, **kwargs)
