@@ -19,6 +19,7 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
                               f"overwritten)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide bundles from colleagues
     try:
         yield tmp
         os.rename(tmp, final)  # atomic on one filesystem; fails if final appeared meanwhile
@@ -51,6 +52,8 @@ def atomic_target(final: Path | str, *, overwrite: bool = False, suffix: str = "
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other apps
     try:
         yield tmp
+        # writers that replace the file (safetensors does) bring mkstemp's 0600 back
+        os.chmod(tmp, 0o666 & ~_umask())
         if fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -34,6 +34,35 @@ def cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run_folder(out: Path, *, resume: bool) -> None:
+    """A run folder belongs to one run: reusing it without --resume would mix two runs'
+    checkpoints (and export the wrong one), so it is refused before any work."""
+    from trainer.checkpoint import latest_checkpoint
+    existing = latest_checkpoint(out / "checkpoints") if (out / "checkpoints").is_dir() else None
+    if not resume and (existing is not None or (out / "run.json").exists()):
+        held = f"checkpoint {existing.name}" if existing else "run.json"
+        raise FileExistsError(f"{out} already holds a training run ({held}); continue it with "
+                              f"--resume, or give a new --out folder")
+
+
+def write_run_record(out: Path, record: dict, *, resume: bool) -> None:
+    """run.json says what the run was started with; written once, atomically, before the first
+    step. Resuming with other settings is refused: the export would describe the wrong run."""
+    from engine.atomic import atomic_target
+    path = out / "run.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        differs = sorted(k for k in record if before.get(k) != record[k])
+        if resume and differs:
+            raise ValueError(f"{out} was started with other settings ({', '.join(differs)}: "
+                             f"{', '.join(repr(before.get(k)) for k in differs)}); resume it with "
+                             f"those, or give a new --out folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
 def fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -48,6 +77,8 @@ def fit(args: argparse.Namespace) -> int:
     from trainer.export import new_network
 
     recipe = load_recipe(args.recipe)
+    out = Path(args.out)
+    check_run_folder(out, resume=args.resume)
     # --init: fine-tune that bundle; --preset alone: a new network of that preset whose codec
     # and encoders come from the shipped starter bundle (the only starter-stack codec we have)
     if args.init is None and args.preset is None:
@@ -55,7 +86,6 @@ def fit(args: argparse.Namespace) -> int:
     init = resolve_bundle(args.init or "starter")
     init_bundle = load_bundle(init)  # read once: network (with --init), codec, encoders
     config = preset_config(args.preset) if args.init is None else init_bundle.network.config
-    out = Path(args.out)
     data = Path(args.data)
     if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
         window = args.window or config.training_duration
@@ -74,6 +104,10 @@ def fit(args: argparse.Namespace) -> int:
     from trainer.validation import make_validator
     shards = load_shards(data)
     validate = make_validator(shards, load_codec(init_bundle))
+    write_run_record(out, {"init": str(init), "cache": str(data),
+                           "preset": args.preset if args.init is None else None,
+                           "recipe": recipe.name, "lora": args.lora, "freeze": args.freeze},
+                     resume=args.resume)
     total = min(recipe.steps, args.max_steps or recipe.steps)
     with tqdm(total=total, desc="training", unit="step") as bar:
         def progress(step, end, loss):
@@ -83,10 +117,6 @@ def fit(args: argparse.Namespace) -> int:
         result = train(network, shards, recipe, out / "checkpoints",
                        resume=args.resume, max_steps=args.max_steps, progress=progress,
                        log_dir=out / "tensorboard", validate=validate)
-    (out / "run.json").write_text(json.dumps({"init": str(init), "cache": str(data),
-                                              "preset": args.preset if args.init is None else None,
-                                              "recipe": recipe.name, "lora": args.lora,
-                                              "freeze": args.freeze}, indent=2))
     print(f"{result.status} at step {result.step}; last loss {result.last_loss:.4f}; "
           f"checkpoint {result.checkpoint}")
     return 0 if result.status == "finished" else 130

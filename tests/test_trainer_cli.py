@@ -1,4 +1,7 @@
 """`mfmjt train cache | fit | export` end to end on a starter-stack bundle and a generated library."""
+import os
+
+import pytest
 import torch
 
 from engine.bundles import load_bundle, save_bundle
@@ -19,7 +22,14 @@ def starter_bundle(path):
                                                     for k, v in codec.state_dict().items()}})
 
 
-def test_cache_fit_export(tmp_path, capsys):
+@pytest.fixture
+def umask_022():
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def test_cache_fit_export(tmp_path, capsys, umask_022):
     library = make_library(tmp_path / "library")
     before = tree_hashes(library)
     init = starter_bundle(tmp_path / "init")
@@ -29,9 +39,32 @@ def test_cache_fit_export(tmp_path, capsys):
     assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
                  "--init", str(init), "--out", str(tmp_path / "run"), "--max-steps", "4"]) == 0
     assert "finished at step 4" in capsys.readouterr().out
+    run = tmp_path / "run"
+    # the same folder again without --resume: refused before any work, nothing touched
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    run_record = (run / "run.json").read_bytes()
     assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
-                 "--init", str(init), "--out", str(tmp_path / "run"), "--resume"]) == 0
+                 "--init", str(init), "--out", str(run), "--max-steps", "2"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {run} already holds a training run (checkpoint ckpt-00000004.safetensors); "
+        "continue it with --resume, or give a new --out folder\n")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == checkpoints
+    assert (run / "run.json").read_bytes() == run_record
+    # resuming with other settings would make the export describe the wrong run
+    assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(run), "--resume", "--lora", "4"]) == 1
+    assert "was started with other settings (lora: None); resume it with those" in \
+        capsys.readouterr().err
+    # a kill -9 during a checkpoint write leaves a temporary file: the next start removes it
+    stale = run / "checkpoints" / ".ckpt-00000006.safetensors.k1ll3d.partial"
+    stale.write_bytes(b"\0" * 1024)
+    assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(run), "--resume"]) == 0
     assert "finished at step 8" in capsys.readouterr().out
+    assert not stale.exists()
+    # outputs follow the user's umask (022 here), not mkstemp's private 0600
+    for path in (run / "checkpoints").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
     assert any(tag.startswith("validation/") for tag in events.Tags()["audio"])
@@ -39,6 +72,7 @@ def test_cache_fit_export(tmp_path, capsys):
     assert "loss/meanflow" in events.Tags()["scalars"]
     assert main(["train", "export", "--run", str(tmp_path / "run"), "--out",
                  str(tmp_path / "exported")]) == 0
+    assert (tmp_path / "exported").stat().st_mode & 0o777 == 0o755
     bundle = load_bundle(tmp_path / "exported")
     provenance = bundle.manifest["provenance"]
     assert provenance["recipe"] == "debug" and provenance["steps"] == 8
@@ -64,3 +98,25 @@ def test_cache_fit_export(tmp_path, capsys):
     assert merged.manifest["provenance"]["lora_rank"] == 4
     assert not any("lora" in k for k in merged.network.state_dict())
     assert tree_hashes(library) == before
+
+
+def test_rotation_keeps_the_checkpoint_just_written_and_touches_no_later_one(tmp_path):
+    """Rotation used to sort every ckpt-* in the folder and delete all but the last two: an old
+    run's higher-numbered files survived and the new checkpoint was deleted."""
+    from trainer.checkpoint import Position, save_checkpoint
+    network = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(network.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "ckpt-00000900.safetensors").write_bytes(b"someone else's")
+
+    def save(step):
+        return save_checkpoint(folder, network=network, ema={}, optimizer=optimizer,
+                               scheduler=scheduler, generators={}, position=Position(step, 0, 0),
+                               extra={})
+    for step in (2, 4, 6):
+        written = save(step)
+        assert written.exists()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "ckpt-00000004.safetensors", "ckpt-00000006.safetensors", "ckpt-00000900.safetensors"]

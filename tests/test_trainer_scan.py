@@ -22,6 +22,9 @@ def test_exact_report(library):
         "Duration: 0.0082 h (29.5 s); 8 s windows: 7 (5 padded)",
         "Sample rates: 16000 Hz (1), 44100 Hz (2), 48000 Hz (3) (resampled to the codec rate, mono)",
         "Captions: manifest 1, sidecar 1, bext 1, ucs 1, filename 2",
+        "Caption per file (the one training will use):",
+        *[f'  {i.path.relative_to(library)}: "{i.caption.text}" ({i.caption.source})'
+          for i in report.items],
         "Skipped:",
         "  corrupt.wav: not a readable media file (corrupt or truncated)",
         "  silent.mp4: no audio stream",
@@ -61,3 +64,29 @@ def test_cli_json_and_exit_codes(library, tmp_path, capsys):
     assert "No usable audio: training cannot proceed" in capsys.readouterr().out
     assert main(["train", "scan", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_a_soundminer_metadata_csv_names_files_without_folders(library, tmp_path, capsys):
+    """Soundminer and BaseHead export `Filename,Description,...`: the file's name only, wherever
+    it lies under the library."""
+    import shutil
+    copy = tmp_path / "library"
+    shutil.copytree(library, copy)
+    (copy / "metadata.csv").write_text(
+        "Filename,Description,Category,SubCategory\n"
+        "drips.ogg,Slow water drips echo in a stone cave,WATER,DRIP\n"
+        "plain_name-take 3.mp3,Leather boots on wet gravel,FOOTSTEPS,GRAVEL\n")
+    report = scan_library(copy)
+    captions = {i.path.name: (i.caption.source, i.caption.text) for i in report.items}
+    assert captions["drips.ogg"] == ("manifest", "Slow water drips echo in a stone cave")
+    assert captions["plain_name-take 3.mp3"] == ("manifest", "Leather boots on wet gravel")
+    assert main(["train", "scan", str(copy), "--json"]) == 0
+    listed = {c["path"]: (c["caption"], c["source"]) for c in json.loads(capsys.readouterr().out)["captions"]}
+    drips = next(i for i in report.items if i.path.name == "drips.ogg")
+    assert listed[str(drips.path.relative_to(copy))] == ("Slow water drips echo in a stone cave", "manifest")
+
+
+def test_ucs_subcategory_abbreviations_become_words():
+    assert ucs_caption("METLImpt_Pipe Hit_AB_LIB") == "metal impact pipe hit"
+    assert ucs_caption("FOLYFeet_Boots Gravel_AB_LIB") == "foley feet boots gravel"
+    assert ucs_caption("DOORMvmt_Creak Slow_AB_LIB") == "door movement creak slow"

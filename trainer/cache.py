@@ -133,6 +133,8 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
     if report.root in out_dir.resolve().parents or out_dir.resolve() == report.root:
         raise CacheError(f"{out_dir}: the cache must not live inside the library {report.root}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".shard-*.partial"):  # a killed run's half-written shard
+        stale.unlink(missing_ok=True)
     config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
               "window": report.window_seconds,
               # latents depend on the encoder side only: a retrained vocoder keeps the shards

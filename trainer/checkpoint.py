@@ -62,9 +62,26 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
                                   f"({err}); free some space and run again with --resume; "
                                   f"{'the previous checkpoint ' + previous.name + ' is intact' if previous else 'no earlier checkpoint exists'}") from None
         raise
-    for old in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))[:-keep]:
+    # rotation: only this run's earlier checkpoints, never the one just written
+    earlier = [p for p in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))
+               if _step_of(p) is not None and _step_of(p) < position.step]
+    for old in earlier[:max(0, len(earlier) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return final
+
+
+def _step_of(path: Path) -> Optional[int]:
+    digits = path.name[len(PREFIX):].split(".", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Temporary files a killed process left (`.ckpt-*.partial` from an interrupted write);
+    called when a run starts, so a kill -9 does not leave them forever."""
+    stale = sorted(Path(out_dir).glob(f".{PREFIX}*.partial")) if Path(out_dir).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def latest_checkpoint(out_dir: Path) -> Optional[Path]:

@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-from trainer.checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from trainer.checkpoint import (Position, latest_checkpoint, load_checkpoint,
+                                remove_stale_temporaries, save_checkpoint)
 from trainer.objectives import (AdaptiveWeighting, TimeSampler, drop_conditions, meanflow_loss,
                                 network_velocity)
 from trainer.recipe import Recipe
@@ -130,6 +131,7 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
     """Train on cached windows. `log_dir`: TensorBoard scalars (loss, learning rate, JVP target
     size) and, at each checkpoint, `validate(step, network)`'s audio and spectrograms."""
     out_dir = Path(out_dir)
+    remove_stale_temporaries(out_dir)
     device = next(network.parameters()).device
     world = init_distributed(device)
     if recipe.batch_size % world.size:

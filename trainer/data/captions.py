@@ -28,6 +28,16 @@ UCS_CATEGORIES = {
     "VEH": "vehicle", "WATR": "water", "WEAP": "weapon", "WHSH": "whoosh", "WIND": "wind",
     "WOOD": "wood", "WTHR": "weather",
 }
+# Common UCS subcategory abbreviations (the rest are spelled out in the CatID already, e.g.
+# "DOORWood", or kept as they are)
+UCS_SUBCATEGORIES = {
+    "Impt": "impact", "Mvmt": "movement", "Hndl": "handle", "Crsh": "crash", "Scrp": "scrape",
+    "Rttl": "rattle", "Misc": "miscellaneous", "Brk": "break", "Brks": "brakes", "Drp": "drop",
+    "Elec": "electric", "Frct": "friction", "Hdwr": "hardware", "Hit": "hit", "Knck": "knock",
+    "Lrg": "large", "Mech": "mechanical", "Rstl": "rustle", "Sml": "small", "Splsh": "splash",
+    "Squk": "squeak", "Strn": "strain", "Tnsn": "tension", "Whsh": "whoosh", "Wsh": "wash",
+    "Swsh": "swish", "Dbrs": "debris", "Tonl": "tonal", "Rsnc": "resonance", "Rng": "ring",
+}
 _CAT_ID = re.compile(r"^([A-Z]{2,6})([A-Z][a-z][A-Za-z]*)?$")
 
 
@@ -55,13 +65,31 @@ def ucs_caption(stem: str) -> Optional[str]:
     if not match:
         return None
     category = UCS_CATEGORIES.get(match.group(1), match.group(1).lower())
-    subcategory = _words(match.group(2)) if match.group(2) else ""
+    sub = match.group(2) or ""
+    subcategory = UCS_SUBCATEGORIES.get(sub) or (_words(sub) if sub else "")
     fx_name = _words(parts[1])
     words = " ".join(w for w in (category, subcategory, fx_name) if w)
     return words or None
 
 
+# Column names for the file and its caption, as library tools export them (Soundminer, BaseHead
+# and spreadsheets write "Filename" and "Description"), matched without case.
+PATH_COLUMNS = ("path", "filename", "file name", "file", "filepath", "file path", "name")
+CAPTION_COLUMNS = ("caption", "description", "desc", "text")
+
+
+def _column(row: dict, names: tuple[str, ...]) -> str:
+    lowered = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    for name in names:
+        value = lowered.get(name)
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
 def _load_manifest(path: Path) -> dict[str, Caption]:
+    """Captions keyed by the file's resolved path, and by `name:<file name>` for manifests that
+    name files without their folder (Soundminer's metadata.csv)."""
     entries: dict[str, Caption] = {}
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -71,12 +99,15 @@ def _load_manifest(path: Path) -> dict[str, Caption]:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ","))
     for row in rows:
-        rel, text = (row.get("path") or "").strip(), (row.get("caption") or "").strip()
+        rel, text = _column(row, PATH_COLUMNS), _column(row, CAPTION_COLUMNS)
         if not rel or not text:
             continue
         start = float(row["start"]) if row.get("start") not in (None, "") else None
         end = float(row["end"]) if row.get("end") not in (None, "") else None
-        entries[str((path.parent / rel).resolve())] = Caption(text, "manifest", start, end)
+        caption = Caption(text, "manifest", start, end)
+        entries[str((path.parent / rel).resolve())] = caption
+        if "/" not in rel and "\\" not in rel:
+            entries.setdefault(f"name:{rel.lower()}", caption)
     return entries
 
 
@@ -95,7 +126,7 @@ class CaptionFinder:
                 self.manifest_errors.append(f"{manifest}: unreadable manifest ({err})")
 
     def find(self, path: Path) -> Caption:
-        hit = self.manifest.get(str(path.resolve()))
+        hit = self.manifest.get(str(path.resolve())) or self.manifest.get(f"name:{path.name.lower()}")
         if hit is not None:
             return hit
         sidecar = path.with_suffix(".txt")

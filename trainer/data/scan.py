@@ -14,6 +14,7 @@ from trainer.data.captions import Caption, CaptionFinder
 AUDIO_EXTENSIONS = {".wav", ".bwf", ".flac", ".aif", ".aiff", ".mp3", ".ogg"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv"}
 MIN_SECONDS = 0.1
+CAPTIONS_SHOWN = 40  # in the text report; --json lists every file
 CAPTION_SOURCES = ("manifest", "sidecar", "bext", "ixml", "info", "ucs", "filename")
 
 
@@ -68,6 +69,8 @@ class ScanReport:
             "skipped": [{"path": str(s.path.relative_to(self.root)), "reason": s.reason}
                         for s in self.skipped],
             "notes": self.notes,
+            "captions": [{"path": str(i.path.relative_to(self.root)), "caption": i.caption.text,
+                          "source": i.caption.source} for i in self.items],
         }
 
     def to_json(self) -> str:
@@ -84,6 +87,12 @@ class ScanReport:
                                      or "none") + " (resampled to the codec rate, mono)",
                  "Captions: " + (", ".join(f"{k} {v}" for k, v in s["caption_sources"].items())
                                  or "none")]
+        shown = s["captions"][:CAPTIONS_SHOWN]
+        if shown:
+            lines.append("Caption per file (the one training will use):")
+            lines += [f"  {c['path']}: \"{c['caption']}\" ({c['source']})" for c in shown]
+            if len(s["captions"]) > len(shown):
+                lines.append(f"  ... and {len(s['captions']) - len(shown)} more (--json lists all)")
         if s["skipped"]:
             lines.append("Skipped:")
             lines += [f"  {x['path']}: {x['reason']}" for x in s["skipped"]]
