@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from engine.media.bwf import (OUTPUT_RATE, BroadcastInfo, LoudnessTarget, next_version_path,
+from engine.media.bwf import (OUTPUT_RATE, BroadcastInfo, LoudnessTarget, next_version,
                               resample_to_output, write_bwf)
 from engine.media.decode import probe
 from engine.media.preview import mux_preview
@@ -27,38 +27,72 @@ def _describe(settings: dict, prompt: str, seed: int) -> str:
     return f"{text} prompt={prompt!r}" if prompt else text
 
 
+CLAIM_ATTEMPTS = 20  # versions tried when other runs keep taking the names we chose
+
+
 def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = None,
                 preview: bool = True, loudness: Optional[LoudnessTarget] = None,
                 provenance: Optional[dict] = None, record_start: Optional[Fraction] = None,
                 frame_rate: Optional[Fraction] = None, paths: Optional[list[Path]] = None,
                 head_handle: Fraction = Fraction(0)) -> Delivered:
-    """Every take as `<stem>_take<k>_vNNN.wav` (or at `paths`); the preview as
-    `<stem>_preview_vNNN.mov`. `record_start`: timeline seconds since midnight of the body
-    (default: the media range's start); the first `head_handle` seconds of the take precede it;
-    `frame_rate`: the rate the length is padded to (default: the movie's)."""
+    """Every take as `<stem>_take<k>_vNNN.wav` (or at `paths`) and the preview as
+    `<stem>_preview_vNNN.mov`, all under one version number NNN. `record_start`: timeline seconds
+    since midnight of the body (default: the media range's start); the first `head_handle`
+    seconds of the take precede it; `frame_rate`: the rate the length is padded to (default:
+    the movie's).
+
+    Names are claimed atomically: when another run writing into the same folder takes a name
+    first, this delivery moves to the next version. A delivery that fails or is interrupted
+    removes what it had written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     media = Path(request.media)
     stem = stem or f"{media.stem}_foley"
     rate = frame_rate or probe(media).frame_rate or Fraction(25)
     record_start = Fraction(result.start) if record_start is None else Fraction(record_start)
-    written = []
-    first_take_48k = None
-    for take in result.takes:
-        samples = resample_to_output(take.audio[None], take.sample_rate)
-        samples = samples[:, : round(result.duration * OUTPUT_RATE)]
-        if first_take_48k is None:
-            first_take_48k = samples
-        info = BroadcastInfo(description=_describe(result.settings, request.prompt, take.seed)[:256],
-                             originator_reference=f"take{take.index}-seed{take.seed}",
-                             record_start=record_start, timecode_rate=rate,
-                             note=json.dumps(provenance or {})[:1000])
-        path = paths[take.index - 1] if paths else \
-            next_version_path(out_dir, f"{stem}_take{take.index}")
-        written.append(write_bwf(path, samples, bit_depth=24, info=info, frame_rate=rate,
-                                 loudness=loudness, head_handle=head_handle))
-    movie = None
-    if preview and first_take_48k is not None:
-        movie = mux_preview(media, result.start, result.duration, np.asarray(first_take_48k),
-                            next_version_path(out_dir, f"{stem}_preview", ".mov"))
-    return Delivered(takes=written, preview=movie)
+    audio = [resample_to_output(take.audio[None], take.sample_rate)[:, : round(result.duration * OUTPUT_RATE)]
+             for take in result.takes]
+
+    def names(version: int) -> tuple[list[Path], Optional[Path]]:
+        takes = [out_dir / f"{stem}_take{take.index}_v{version:03d}.wav" for take in result.takes]
+        movie = out_dir / f"{stem}_preview_v{version:03d}.mov" if preview and audio else None
+        return takes, movie
+
+    def deliver(take_paths: list[Path], movie_path: Optional[Path]) -> Delivered:
+        written: list[Path] = []
+        try:
+            for take, samples, path in zip(result.takes, audio, take_paths):
+                info = BroadcastInfo(description=_describe(result.settings, request.prompt, take.seed)[:256],
+                                     originator_reference=f"take{take.index}-seed{take.seed}",
+                                     record_start=record_start, timecode_rate=rate,
+                                     note=json.dumps(provenance or {})[:1000])
+                written.append(write_bwf(path, samples, bit_depth=24, info=info, frame_rate=rate,
+                                         loudness=loudness, head_handle=head_handle))
+            movie = None
+            if movie_path is not None:
+                movie = mux_preview(media, result.start, result.duration, np.asarray(audio[0]),
+                                    movie_path)
+                written.append(movie)
+            return Delivered(takes=written[:len(take_paths)], preview=movie)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+
+    if paths:
+        return deliver(list(paths), names(next_version(out_dir, f"{stem}_preview", ".mov"))[1])
+    version = _next_shared_version(out_dir, stem, len(result.takes))
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            return deliver(*names(version))
+        except FileExistsError:  # another run claimed one of these names first
+            version = max(version + 1, _next_shared_version(out_dir, stem, len(result.takes)))
+    raise FileExistsError(f"{out_dir}: other runs kept taking the next take names "
+                          f"({stem}_take1_v{version:03d}.wav); try again")
+
+
+def _next_shared_version(out_dir: Path, stem: str, takes: int) -> int:
+    """One past the highest version of any take or preview of `stem`: a take and its preview
+    always share their number."""
+    return max([next_version(out_dir, f"{stem}_take{k}") for k in range(1, max(takes, 1) + 1)]
+               + [next_version(out_dir, f"{stem}_preview", ".mov")])

@@ -8,6 +8,7 @@ from the take's seed, so a take is the same whatever the device.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -28,6 +29,8 @@ from engine.sampling import (GUIDANCE_MODES, draw_noise, euler_sample, guided_ve
 
 CROSSFADE = 0.5  # seconds of overlap between windows of a long range
 FALLBACK_DEFAULTS = {"guidance": 1.0, "mode": "scaled", "steps": 1}
+MAX_STEPS = 1000  # a flow-matching bundle samples in tens of steps; more is a typo
+MAX_TAKES = 64
 
 
 @dataclass(frozen=True)
@@ -95,15 +98,21 @@ class FoleyPipeline:
         return self.encoder.encode_video(clip, sync)
 
     def settings(self, request: GenerateRequest) -> dict:
+        """The request's sampling settings with the bundle's defaults filled in; every number is
+        checked here, before any work (a NaN guidance would otherwise surface after sampling)."""
         guidance = self.defaults["guidance"] if request.guidance is None else float(request.guidance)
         mode = request.mode or self.defaults["mode"]
-        steps = int(request.steps or self.defaults["steps"])
+        steps = int(self.defaults["steps"] if request.steps is None else request.steps)
         if mode not in GUIDANCE_MODES:
             raise ValueError(f"guidance mode {mode!r}: choose one of {GUIDANCE_MODES}")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if request.takes < 1:
-            raise ValueError(f"takes must be >= 1, got {request.takes}")
+        if not math.isfinite(guidance) or guidance < 0:
+            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        if not 1 <= steps <= MAX_STEPS:
+            raise ValueError(f"steps must be from 1 to {MAX_STEPS}, got {steps}")
+        if not 1 <= request.takes <= MAX_TAKES:
+            raise ValueError(f"takes must be from 1 to {MAX_TAKES}, got {request.takes}")
+        if not 0 <= int(request.seed) < 2 ** 64:
+            raise ValueError(f"seed must be a whole number from 0 to 2^64 - 1, got {request.seed}")
         return {"guidance": guidance, "mode": mode, "steps": steps}
 
     @torch.no_grad()
@@ -133,7 +142,8 @@ class FoleyPipeline:
         return self.codec.decode(latent)
 
     def noise(self, seed: int, window_index: int, length: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(int(seed) * 1000003 + window_index)
+        # any 64-bit seed: the mix wraps modulo 2^64 (identical to before for small seeds)
+        gen = torch.Generator().manual_seed((int(seed) * 1000003 + window_index) % 2 ** 64)
         return draw_noise((1, length, self.network.config.latent_dim), gen)
 
     # ------------------------------------------------------------------ whole requests
@@ -147,6 +157,13 @@ class FoleyPipeline:
             raise MediaError(media, "has no video stream; choose a movie with picture")
         start = Fraction(request.start)
         end = info.duration if request.end is None else Fraction(request.end)
+        # the range as asked, checked whole: a window's end inside it would name another time
+        if start < 0:
+            raise MediaError(media, f"range starts at {float(start):.3f} s, before the media; "
+                                    f"start at 0 or later")
+        if info.duration and end > info.duration + Fraction(1, 1000):
+            raise MediaError(media, f"range ends at {float(end):.3f} s, past the end of the media "
+                                    f"({float(info.duration):.3f} s); shorten the range")
         duration = end - start
         cfg = self.network.config
         if duration < Fraction(cfg.min_duration).limit_denominator(1000):

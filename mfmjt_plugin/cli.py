@@ -14,16 +14,18 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mfmjt", description="MF-MJT Foley: one-step "
-                                     "synchronised Foley generation for picture editors.")
+    from mfmjt_plugin.cli_types import SEED, OneLineParser, whole_number
+    parser = OneLineParser(prog="mfmjt", description="MF-MJT Foley: one-step "
+                           "synchronised Foley generation for picture editors.")
     parser.add_argument("--version", action="version", version=f"mfmjt-foley {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the end-to-end demo on the embedded starter model")
     demo.add_argument("--out", default="demo-output", help="folder for the take and preview")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=SEED, default=0)
     demo.add_argument("--toy", action="store_true",
                       help="instead: the 2-D MeanFlow vs flow-matching illustration")
-    demo.add_argument("--steps", type=int, default=None, help="--toy: training steps per model")
+    demo.add_argument("--steps", type=whole_number(minimum=1, maximum=10 ** 6), default=None,
+                      help="--toy: training steps per model")
     doctor = sub.add_parser("doctor", help="check torch / GPU / driver, disk, memory, PortAudio, "
                             "melt and weights; each problem with its fix")
     doctor.add_argument("--json", action="store_true", help="machine-readable, for bug reports")
@@ -53,9 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     _one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        # Ctrl-C: each command removes its partial outputs on the way out (atomic writes,
+        # takes of an unfinished delivery); say so in one line instead of a traceback
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "demo":
-        if args.steps is not None and args.steps < 1:
-            parser.error(f"--steps must be >= 1, got {args.steps}")
         from mfmjt_plugin import demo
         if args.toy:
             return demo.run_toy(steps=args.steps, seed=args.seed)

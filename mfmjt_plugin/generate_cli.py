@@ -4,22 +4,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
+from typing import Optional
+
+from mfmjt_plugin.cli_types import timecode_seconds
 
 
 def add_parser(sub) -> None:
     gen = sub.add_parser("generate", help="generate Foley takes for a movie (range)")
+    from mfmjt_plugin.cli_types import GUIDANCE, SEED, STEPS, TAKES, time_point
     gen.add_argument("video")
-    gen.add_argument("--start", type=float, default=0.0, help="range start, seconds")
-    gen.add_argument("--end", type=float, default=None, help="range end, seconds (default: end)")
+    gen.add_argument("--start", type=time_point, default=None,
+                     help="range start: seconds, or the source timecode HH:MM:SS:FF")
+    gen.add_argument("--end", type=time_point, default=None,
+                     help="range end: seconds or timecode (default: the end)")
     gen.add_argument("--prompt", default="")
     gen.add_argument("--negative-prompt", default="")
-    gen.add_argument("--guidance", type=float, default=None,
+    gen.add_argument("--guidance", type=GUIDANCE, default=None,
                      help="guidance strength w (default: the bundle's)")
     gen.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
-    gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: bundle's)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--takes", type=int, default=1)
+    gen.add_argument("--steps", type=STEPS, default=None, help="sampling steps (default: bundle's)")
+    gen.add_argument("--seed", type=SEED, default=0)
+    gen.add_argument("--takes", type=TAKES, default=1)
     gen.add_argument("--bundle", default="starter",
                      help="bundle path or registered name; `starter` is the shipped model")
     gen.add_argument("--out", required=True, help="folder for the takes and the preview")
@@ -42,33 +49,64 @@ def resolve_bundle(name: str) -> Path:
                             f"pass a bundle path or `starter`")
 
 
-def generate(video: Path, *, bundle: str, out: Path, start: float = 0.0, end=None,
+def writable_folder(folder: Path) -> None:
+    """`folder` exists (or is created) and takes a new file; tried for real, because permission
+    bits say nothing to root and a read-only volume shows none."""
+    import tempfile
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder; give --out a folder for the takes")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".mfmjt-write-check"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{folder}: cannot write there ({err.strerror or err}); choose another "
+                         f"--out folder") from None
+
+
+def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
              prompt: str = "", negative_prompt: str = "", guidance=None, mode=None, steps=None,
              seed: int = 0, takes: int = 1, preview: bool = True, quiet: bool = False) -> dict:
     import time
-    from fractions import Fraction
 
     from engine.deliver import write_takes
     from engine.features.cache import FeatureCache
     from engine.pipeline import FoleyPipeline, GenerateRequest
     from mfmjt_plugin.progress import lazy_bar
 
+    from engine.media.decode import probe
+    from mfmjt_plugin.cli_types import TimePoint
+
     began = time.perf_counter()
+    out = Path(out)
+    writable_folder(out)  # before any work: a wrong --out must not cost a generation
+    info = probe(video)
+
+    def seconds(point) -> Optional[Fraction]:
+        if point is None:
+            return None
+        if isinstance(point, TimePoint):
+            return point.resolve(info.frame_rate, info.timecode)
+        return Fraction(point).limit_denominator(100000)
     # the picture's features are cached on disk: regenerating a range with another seed, prompt
     # or guidance skips decoding and encoding it again
     pipeline = FoleyPipeline(resolve_bundle(bundle), feature_cache=FeatureCache())
     load_s = time.perf_counter() - began
-    request = GenerateRequest(media=video, start=Fraction(start).limit_denominator(100000),
-                              end=None if end is None else Fraction(end).limit_denominator(100000),
+    request = GenerateRequest(media=video, start=seconds(start) or Fraction(0), end=seconds(end),
                               prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
                               mode=mode, steps=steps, seed=seed, takes=takes)
+    pipeline.settings(request)  # every number checked before the picture is decoded
     with lazy_bar("generating", "step", disable=quiet) as progress:
         result = pipeline.generate(request, progress=progress)
     began = time.perf_counter()
     provenance = {"bundle": str(pipeline.bundle.path), "network_sha256": pipeline.bundle.network_sha256,
                   **result.settings, "seed": seed, "prompt": prompt,
                   "negative_prompt": negative_prompt}
-    delivered = write_takes(result, request, out, preview=preview, provenance=provenance)
+    # the takes carry the source's time of day: its timecode track plus the range start
+    source_start = timecode_seconds(info.timecode, info.frame_rate or Fraction(25)) \
+        if info.timecode else Fraction(0)
+    delivered = write_takes(result, request, out, preview=preview, provenance=provenance,
+                            record_start=source_start + result.start)
     timings = {"load_s": load_s, **result.timings, "write_s": time.perf_counter() - began}
     return {"takes": [str(p) for p in delivered.takes],
             "preview": str(delivered.preview) if delivered.preview else None,
@@ -86,8 +124,12 @@ def run(args: argparse.Namespace) -> int:
                           negative_prompt=args.negative_prompt, guidance=args.guidance,
                           mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
                           preview=not args.no_preview, quiet=args.json)
-    except (BundleError, MediaError, FileNotFoundError, ValueError) as err:
+    except (BundleError, MediaError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the machine's, not ours: a full disk, a volume gone read-only
+        print(f"error: {err.filename or args.out}: {err.strerror or err}; nothing was kept",
+              file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report, indent=2))

@@ -8,13 +8,14 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from mfmjt_plugin.cli_types import GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, TAKES
     tl = sub.add_parser("timeline", help="read a timeline, add Foley tracks as a new version")
     tsub = tl.add_subparsers(dest="timeline_command", metavar="ACTION", required=True)
     inspect = tsub.add_parser("inspect", help="tracks, clips, rates, markers, missing media")
     foley = tsub.add_parser("foley", help="generate Foley for a selection into a new version")
     for p in (inspect, foley):
         p.add_argument("file")
-        p.add_argument("--rate", type=float, default=None, help="frame rate (EDLs carry none)")
+        p.add_argument("--rate", type=POSITIVE_SECONDS, default=None, help="frame rate (EDLs carry none)")
         p.add_argument("--sequence", default=None, help="sequence name or number")
         p.add_argument("--json", action="store_true")
     pick = foley.add_mutually_exclusive_group(required=True)
@@ -26,11 +27,11 @@ def add_parser(sub) -> None:
     foley.add_argument("--out", dest="tc_out", help="record out timecode (with --in)")
     foley.add_argument("--prompt", default="")
     foley.add_argument("--negative-prompt", default="")
-    foley.add_argument("--takes", type=int, default=1)
-    foley.add_argument("--guidance", type=float, default=None)
+    foley.add_argument("--takes", type=TAKES, default=1)
+    foley.add_argument("--guidance", type=GUIDANCE, default=None)
     foley.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
-    foley.add_argument("--steps", type=int, default=None)
-    foley.add_argument("--seed", type=int, default=0)
+    foley.add_argument("--steps", type=STEPS, default=None)
+    foley.add_argument("--seed", type=SEED, default=0)
     foley.add_argument("--bundle", default="starter")
     foley.add_argument("--format", choices=["otio", "xml", "fcpxml", "aaf", "mlt"], default=None,
                        help="format of the new timeline (default: the source's)")

@@ -6,23 +6,24 @@ import sys
 
 
 def add_parser(sub) -> None:
+    from mfmjt_plugin.cli_types import GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, whole_number
     train = sub.add_parser("train", help="fine-tune on your sound library")
     tsub = train.add_subparsers(dest="train_command", metavar="ACTION", required=True)
     scan = tsub.add_parser("scan", help="report what a library folder holds (read-only)")
     scan.add_argument("folder")
-    scan.add_argument("--window", type=float, default=8.0, help="training window in seconds")
+    scan.add_argument("--window", type=POSITIVE_SECONDS, default=8.0, help="training window in seconds")
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
     cache = tsub.add_parser("cache", help="encode a library's windows once (resumable)")
     cache.add_argument("library")
     cache.add_argument("--bundle", required=True, help="bundle whose codec and encoders to use")
     cache.add_argument("--out", required=True)
-    cache.add_argument("--window", type=float, default=8.0)
-    cache.add_argument("--files-per-shard", type=int, default=4)
+    cache.add_argument("--window", type=POSITIVE_SECONDS, default=8.0)
+    cache.add_argument("--files-per-shard", type=whole_number(minimum=1, maximum=10000), default=4)
     fit = tsub.add_parser("fit", help="train from a bundle on a cache")
     fit.add_argument("--recipe", required=True)
     fit.add_argument("--data", "--cache", dest="data", required=True,
                      help="a cache from `train cache`, or a library folder (cached into OUT/cache)")
-    fit.add_argument("--window", type=float, default=None,
+    fit.add_argument("--window", type=POSITIVE_SECONDS, default=None,
                      help="window seconds when caching a library (default: the network's)")
     fit.add_argument("--init", default=None,
                      help="bundle to start from (path, registered name or `starter`)")
@@ -31,18 +32,18 @@ def add_parser(sub) -> None:
                           "on the starter codec and encoders")
     fit.add_argument("--out", required=True)
     fit.add_argument("--resume", action="store_true")
-    fit.add_argument("--max-steps", type=int)
-    fit.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tune)")
+    fit.add_argument("--max-steps", type=whole_number(minimum=1, maximum=10 ** 9))
+    fit.add_argument("--lora", type=whole_number(minimum=0, maximum=1024), default=0, help="LoRA rank (0: full fine-tune)")
     fit.add_argument("--freeze", nargs="*", default=[], help="parameter name prefixes to freeze")
     exp = tsub.add_parser("export", help="write a run's EMA weights as a bundle")
     exp.add_argument("--run", required=True)
     exp.add_argument("--out", required=True)
     ev = tsub.add_parser("evaluate", help="measure a bundle on synth scenes it never saw")
     ev.add_argument("--bundle", default="starter", help="bundle path, registered name or starter")
-    ev.add_argument("--scenes", type=int, default=50)
-    ev.add_argument("--seed", type=int, default=1, help="scenes are generated from this seed")
-    ev.add_argument("--steps", type=int, default=None, help="default: the bundle's")
-    ev.add_argument("--guidance", type=float, default=None, help="default: the bundle's")
+    ev.add_argument("--scenes", type=whole_number(minimum=1, maximum=100000), default=50)
+    ev.add_argument("--seed", type=SEED, default=1, help="scenes are generated from this seed")
+    ev.add_argument("--steps", type=STEPS, default=None, help="default: the bundle's")
+    ev.add_argument("--guidance", type=GUIDANCE, default=None, help="default: the bundle's")
     ev.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
     ev.add_argument("--shuffle-video", action="store_true",
                     help="control: give every scene another scene's picture")

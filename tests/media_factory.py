@@ -42,10 +42,13 @@ def read_index(img: np.ndarray, region: Optional[tuple[float, float, float, floa
 def make_video(path: Path, *, fps: Fraction = Fraction(25), frames: int = 50, width: int = 160,
                height: int = 96, pts_seconds: Optional[Sequence[Fraction]] = None,
                start_offset: Fraction = Fraction(0), codec: str = "libx264",
-               gop: int = 12, audio_seconds: float = 0.0) -> Path:
-    """An MP4 whose frame k shows k. pts_seconds gives explicit (VFR) times."""
+               gop: int = 12, audio_seconds: float = 0.0, timecode: Optional[str] = None) -> Path:
+    """An MP4 whose frame k shows k. pts_seconds gives explicit (VFR) times; `timecode` writes a
+    timecode track starting there (as cameras do)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
+        if timecode is not None:
+            stream.metadata["timecode"] = timecode
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         stream.codec_context.gop_size = gop

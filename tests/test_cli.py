@@ -28,6 +28,7 @@ def test_demo_rejects_bad_steps(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--toy", "--steps", "0"])
     assert exc.value.code == 2
-    assert "--steps must be >= 1, got 0" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("error: argument --steps: must be from 1 to 1000000, got 0; "
+                                       "see `mfmjt demo --help`\n")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,6 +25,10 @@ from engine.media.timing import TimeValue, as_fraction
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 EDGE_BYTES = 64 * 1024
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be written; generation goes on without it."""
 
 
 def media_identity(path: Path) -> dict:
@@ -109,7 +114,11 @@ class FeatureCache:
         clip_frames, sync_frames = decoder(media, start, duration,
                                            (encoder.clip_spec, encoder.sync_spec))
         feats = encoder.encode_video(clip_frames, sync_frames)
-        self.put(key, feats)
+        try:
+            self.put(key, feats)
+        except OSError as err:  # a read-only or full cache folder costs speed, not the take
+            warnings.warn(CacheWarning(f"feature cache {self.root} not written ({err.strerror or err}); "
+                                       f"the picture will be decoded again next time"), stacklevel=2)
         return feats
 
 

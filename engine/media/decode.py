@@ -8,6 +8,7 @@ only the frames that are used, so memory is bounded by the output.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +53,7 @@ class MediaInfo:
     sample_aspect: Fraction = Fraction(1)
     start_time: Fraction = Fraction(0)  # the video stream's first presentation time
     codec: str = ""
+    timecode: Optional[str] = None  # the source timecode of the first frame ("01:00:00:00")
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -113,7 +115,21 @@ def probe(path: Path | str) -> MediaInfo:
                          duration=_stream_duration(container, video),
                          frame_rate=Fraction(rate) if rate else None, width=ctx.width,
                          height=ctx.height, sample_aspect=Fraction(sar) if sar else Fraction(1),
-                         start_time=start, codec=ctx.name)
+                         start_time=start, codec=ctx.name, timecode=_source_timecode(container))
+
+
+_TIMECODE = re.compile(r"^\d{2}:\d{2}:\d{2}[:;.]\d{2,3}$")
+
+
+def _source_timecode(container) -> Optional[str]:
+    """The timecode track's start (QuickTime tmcd / MXF / MP4 as FFmpeg exposes it): on the
+    video stream, a data stream or the container."""
+    candidates = [stream.metadata for stream in container.streams] + [container.metadata]
+    for metadata in candidates:
+        value = (metadata or {}).get("timecode")
+        if value and _TIMECODE.match(value.strip()):
+            return value.strip()
+    return None
 
 
 def _render(frame, spec: FrameSpec, info: MediaInfo) -> np.ndarray:

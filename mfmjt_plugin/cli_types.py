@@ -1,0 +1,105 @@
+"""Argument types and the parser of the `mfmjt` command: numbers are checked when the command
+line is read (finite, in range, seeds as 64-bit), and every mistake is one line with the fix."""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, NoReturn, Optional
+
+TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.])(\d{2,3})$")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints its usage block before the error; editors get one line naming the
+    argument, what is wrong and where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
+def finite_float(*, minimum: Optional[float] = None,
+                 maximum: Optional[float] = None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            bounds = f"from {minimum:g} to {maximum:g}" if minimum is not None and maximum is not None \
+                else f">= {minimum:g}" if minimum is not None else f"<= {maximum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+    return parse
+
+
+def whole_number(*, minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            top = "2^64 - 1" if maximum == 2 ** 64 - 1 else str(maximum)
+            raise argparse.ArgumentTypeError(f"must be from {minimum} to {top}, got {text}")
+        return value
+    return parse
+
+
+SEED = whole_number(minimum=0, maximum=2 ** 64 - 1)
+STEPS = whole_number(minimum=1, maximum=1000)
+TAKES = whole_number(minimum=1, maximum=64)
+GUIDANCE = finite_float(minimum=0.0)
+POSITIVE_SECONDS = finite_float(minimum=0.001)
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    """A --start / --end as typed: seconds, or a source timecode resolved against the media."""
+    seconds: Optional[Fraction] = None
+    timecode: Optional[str] = None
+
+    def resolve(self, frame_rate: Optional[Fraction], source_timecode: Optional[str]) -> Fraction:
+        """Seconds from the media's first frame. A timecode counts in the media's own timecode
+        (its timecode track, or 00:00:00:00 when it has none)."""
+        if self.seconds is not None:
+            return self.seconds
+        rate = frame_rate or Fraction(25)
+        return timecode_seconds(self.timecode, rate) - (
+            timecode_seconds(source_timecode, rate) if source_timecode else Fraction(0))
+
+
+def timecode_frames(text: str, rate: Fraction) -> int:
+    """HH:MM:SS:FF (or ;FF drop-frame at 29.97 / 59.94) -> a frame count from midnight."""
+    match = TIMECODE.match(text.strip())
+    if match is None:
+        raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF")
+    hours, minutes, seconds, separator, frames = match.groups()
+    nominal = round(rate)
+    frames_total = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * nominal + int(frames)
+    if separator == ";" and nominal in (30, 60):  # drop-frame: 2 (4) numbers a minute, not x10
+        dropped = 2 * nominal // 30
+        total_minutes = int(hours) * 60 + int(minutes)
+        frames_total -= dropped * (total_minutes - total_minutes // 10)
+    return frames_total
+
+
+def timecode_seconds(text: str, rate: Fraction) -> Fraction:
+    return Fraction(timecode_frames(text, rate)) / Fraction(rate)
+
+
+def time_point(text: str) -> TimePoint:
+    """Seconds ("12.5") or a source timecode ("01:00:04:12")."""
+    if TIMECODE.match(text.strip()):
+        return TimePoint(timecode=text.strip())
+    try:
+        seconds = finite_float(minimum=0.0)(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (seconds, or a timecode HH:MM:SS:FF)") from None
+    return TimePoint(seconds=Fraction(seconds).limit_denominator(100000))
