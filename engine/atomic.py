@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 @contextmanager
@@ -26,6 +26,21 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def unwritable_reason(folder: Path | str) -> Optional[str]:
+    """Why `folder` cannot take a new file (None when it can). Created if missing and tried for
+    real, because permission bits say nothing to root and a read-only volume shows none."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        return "it is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".mfmjt-write-check"):
+            pass
+    except OSError as err:
+        return str(err.strerror or err)
+    return None
 
 
 def _umask() -> int:

@@ -50,18 +50,12 @@ def resolve_bundle(name: str) -> Path:
 
 
 def writable_folder(folder: Path) -> None:
-    """`folder` exists (or is created) and takes a new file; tried for real, because permission
-    bits say nothing to root and a read-only volume shows none."""
-    import tempfile
-    if folder.exists() and not folder.is_dir():
+    from engine.atomic import unwritable_reason
+    reason = unwritable_reason(folder)
+    if reason == "it is a file, not a folder":
         raise ValueError(f"{folder} is a file, not a folder; give --out a folder for the takes")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".mfmjt-write-check"):
-            pass
-    except OSError as err:
-        raise ValueError(f"{folder}: cannot write there ({err.strerror or err}); choose another "
-                         f"--out folder") from None
+    if reason is not None:
+        raise ValueError(f"{folder}: cannot write there ({reason}); choose another --out folder")
 
 
 def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,

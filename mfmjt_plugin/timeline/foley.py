@@ -167,15 +167,12 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
 
 def ensure_writable(folder: Path, option: str) -> None:
     """Fail before any work if `folder` cannot take new files (read-only volume, permissions, a
-    file in the way); tried for real, because permission bits say nothing to root."""
-    import tempfile
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".mfmjt-write-check"):
-            pass
-    except OSError as err:
-        raise TimelineError(f"{folder}: cannot write there ({err.strerror or err}); choose "
-                            f"another folder with {option}") from None
+    file in the way)."""
+    from engine.atomic import unwritable_reason
+    reason = unwritable_reason(folder)
+    if reason is not None:
+        raise TimelineError(f"{folder}: cannot write there ({reason}); choose another folder "
+                            f"with {option}")
 
 
 @dataclass(frozen=True)
