@@ -353,3 +353,27 @@ def test_a_schema_this_opentimelineio_does_not_know_is_named(tmp_path, capsys):
         f"error: {path}: written by a newer OpenTimelineIO with schemas this version "
         f"({otio.__version__}) does not know: ColorGrade.1; export it for OpenTimelineIO 0.18 "
         "or as FCP7 XML\n")
+
+
+def test_a_compound_clip_shows_its_top_layer_once_and_no_audio_layer():
+    """A nested stack (FCPXML compound clip) with two picture layers and a sound layer: its
+    layers were all walked as picture, so one region came back twice (and overlapping takes)."""
+    rate = 30.0
+
+    def clip(name, start, length):
+        return otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(
+            target_url=f"/media/{name}.mov"), source_range=TR(RT(start, rate), RT(length, rate)))
+    lower = otio.schema.Track(name="lower", kind=otio.schema.TrackKind.Video)
+    lower.append(clip("under", 0, 90))
+    upper = otio.schema.Track(name="upper", kind=otio.schema.TrackKind.Video)
+    upper.append(otio.schema.Gap(source_range=TR(RT(0, rate), RT(30, rate))))
+    upper.append(clip("over", 0, 30))
+    sound = otio.schema.Track(name="sound", kind=otio.schema.TrackKind.Audio)
+    sound.append(clip("dialogue", 0, 90))
+    compound = otio.schema.Stack(name="compound", children=[lower, upper, sound])
+    v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    v1.append(compound)
+    timeline = otio.schema.Timeline(name="c", tracks=[v1])
+    parts = resolve_segments(timeline, TR(RT(0, rate), RT(90, rate)))
+    assert [(s.clip_name, s.record_range.start_time.value, s.record_range.duration.value)
+            for s in parts] == [("under", 0, 30), ("over", 30, 30), ("under", 60, 30)]

@@ -12,29 +12,20 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from mfmjt_plugin.timeline import xml_document
 from mfmjt_plugin.timeline.insert import METADATA_KEY, TRACK_NAME, Placement
 from mfmjt_plugin.timeline.segments import TimelineError
+from mfmjt_plugin.timeline.xml_document import OURS, depth_of, serialise, unique_ids, without_ours
 
-# What we add is tagged, so tests (and a later run) can tell our elements from the editor's.
-OURS = "MZ.mfmjt"
-
+__all__ = ["OURS", "add_foley", "find_sequence", "patched_document", "read_document", "serialise",
+           "top_sequences", "without_ours"]
 
 def read_document(path: Path) -> tuple[str, ET.Element]:
     """(the text before the root element: declaration, DOCTYPE, comments; the root element)."""
-    raw = path.read_text(encoding="utf-8-sig")
-    start = re.search(r"<xmeml\b", raw)
-    if start is None:
-        raise TimelineError(f"{path}: not an FCP7 XML document (no <xmeml> element)")
-    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
-    try:
-        root = ET.fromstring(raw, parser=parser)
-    except ET.ParseError as err:
-        raise TimelineError(f"{path}: unreadable FCP7 XML ({err})") from None
-    return raw[:start.start()], root
+    return xml_document.read_document(path, "xmeml", "FCP7 XML")
 
 
 def top_sequences(root: ET.Element) -> list[ET.Element]:
@@ -74,17 +65,6 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -
     return element
 
 
-def _unique_ids(root: ET.Element, prefix: str):
-    used = {e.get("id") for e in root.iter() if e.get("id")}
-    number = 0
-    while True:
-        number += 1
-        candidate = f"{prefix}-{number}"
-        if candidate not in used:
-            used.add(candidate)
-            yield candidate
-
-
 def _clipitem(track: ET.Element, placement: Placement, rate_element: ET.Element, rate: float,
               enabled: bool, clip_id: str, file_id: str) -> None:
     start = _frames(placement.record_range.start_time, rate)
@@ -120,29 +100,7 @@ def _clipitem(track: ET.Element, placement: Placement, rate_element: ET.Element,
 
 
 def _append_formatted(parent: ET.Element, child: ET.Element, depth: int) -> None:
-    """Append `child` indented like its new siblings (tabs, as Premiere and Resolve write)."""
-    ET.indent(child, space="\t", level=depth)
-    inner = "\n" + "\t" * depth
-    if len(parent):
-        last = parent[-1]
-        child.tail = last.tail
-        last.tail = inner
-    else:
-        child.tail = parent.text if parent.text and not parent.text.strip() else "\n" + "\t" * (depth - 1)
-        parent.text = inner
-    parent.append(child)
-
-
-def _depth(root: ET.Element, target: ET.Element) -> int:
-    def walk(element: ET.Element, level: int) -> int | None:
-        if element is target:
-            return level
-        for child in element:
-            found = walk(child, level + 1)
-            if found is not None:
-                return found
-        return None
-    return walk(root, 0) or 0
+    xml_document.insert_formatted(parent, child, len(parent), depth)
 
 
 def add_foley(root: ET.Element, sequence: ET.Element, placements: list[Placement], *,
@@ -157,13 +115,13 @@ def add_foley(root: ET.Element, sequence: ET.Element, placements: list[Placement
     media = sequence.find("media")
     if media is None:
         media = ET.Element("media")
-        _append_formatted(sequence, media, _depth(root, sequence) + 1)
+        _append_formatted(sequence, media, depth_of(root, sequence) + 1)
     audio = media.find("audio")
     if audio is None:
         audio = ET.Element("audio")
-        _append_formatted(media, audio, _depth(root, media) + 1)
-    clip_ids, file_ids = _unique_ids(root, "mfmjt-clipitem"), _unique_ids(root, "mfmjt-file")
-    audio_depth = _depth(root, audio)
+        _append_formatted(media, audio, depth_of(root, media) + 1)
+    clip_ids, file_ids = unique_ids(root, "mfmjt-clipitem"), unique_ids(root, "mfmjt-file")
+    audio_depth = depth_of(root, audio)
     for take in sorted({p.take for p in placements}):
         enabled = take == 1
         name = TRACK_NAME if enabled else f"{TRACK_NAME} alt {take}"
@@ -174,7 +132,7 @@ def add_foley(root: ET.Element, sequence: ET.Element, placements: list[Placement
         _sub(track, "enabled", "TRUE" if enabled else "FALSE")
         _sub(track, "locked", "FALSE")
         _append_formatted(audio, track, audio_depth + 1)
-    sequence_depth = _depth(root, sequence)
+    sequence_depth = depth_of(root, sequence)
     for placement in placements:
         if placement.take != 1:
             continue
@@ -186,23 +144,9 @@ def add_foley(root: ET.Element, sequence: ET.Element, placements: list[Placement
         _append_formatted(sequence, marker, sequence_depth + 1)
 
 
-def serialise(prolog: str, root: ET.Element) -> str:
-    return prolog + ET.tostring(root, encoding="unicode") + "\n"
-
-
 def patched_document(source: Path, sequence_name: str, sequence_index: int,
                      placements: list[Placement], *, prompt: str = "") -> str:
     """The source document's text with the Foley added to the chosen sequence."""
     prolog, root = read_document(source)
     add_foley(root, find_sequence(root, sequence_name, sequence_index), placements, prompt=prompt)
     return serialise(prolog, root)
-
-
-def without_ours(root: ET.Element) -> ET.Element:
-    """A copy of `root` with every element we add removed (tests compare it with the source)."""
-    root = copy.deepcopy(root)
-    for parent in root.iter():
-        for child in list(parent):
-            if child.get(OURS):
-                parent.remove(child)
-    return root

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import opentimelineio as otio
 
-from mfmjt_plugin.timeline import fcp7_patch
+from mfmjt_plugin.timeline import fcp7_patch, fcpxml_patch
 from mfmjt_plugin.timeline.insert import Placement, insert_foley
 from mfmjt_plugin.timeline.io import read_timeline, write_new_version, write_text_version
 from mfmjt_plugin.timeline.segments import RT, TR, Segment, TimelineError, resolve_segments
@@ -143,6 +143,9 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     if _patches_fcp7(source, fmt):  # the editor's document must hold that sequence: check first
         _, root = fcp7_patch.read_document(source)
         fcp7_patch.find_sequence(root, timeline.name, sequence_index)
+    if _patches_fcpxml(source, fmt):
+        _, root = fcpxml_patch.read_document(source)
+        fcpxml_patch.find_project(root, timeline.name, sequence_index)
     job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
                timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index,
                files=files)
@@ -192,6 +195,11 @@ class _Job:
 def _patches_fcp7(source: Path, fmt: Optional[str]) -> bool:
     """An FCP7 XML source delivered as FCP7 XML gets its own document back plus our tracks."""
     return source.suffix.lower() == ".xml" and fmt in (None, "xml")
+
+
+def _patches_fcpxml(source: Path, fmt: Optional[str]) -> bool:
+    """So does an FCPXML source delivered as FCPXML."""
+    return source.suffix.lower() == ".fcpxml" and fmt in (None, "fcpxml")
 
 
 def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
@@ -289,12 +297,16 @@ def foley_only(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
 
 def deliver_timeline(job: _Job, placements: list[Placement], folder: Path,
                      picture_size: tuple[int, int]) -> Path:
-    """Write the new timeline version into `folder`: the editor's FCP7 document patched, a
-    Foley-only AAF companion, or the timeline plus Foley through the format's writer."""
+    """Write the new timeline version into `folder`: the editor's FCP7 or FCPXML document
+    patched, a Foley-only AAF companion, or the timeline plus Foley through the format's writer."""
     prompt = job.settings.prompt
     if _patches_fcp7(job.source, job.fmt):
         text = fcp7_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
                                            placements, prompt=prompt)
+        return write_text_version(text, job.source, folder=folder)
+    if _patches_fcpxml(job.source, job.fmt):
+        text = fcpxml_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
+                                             placements, prompt=prompt)
         return write_text_version(text, job.source, folder=folder)
     base = foley_only(job.timeline) if _companion_only(job.source, job.fmt) else \
         relinked(job.timeline, job.files)

@@ -76,7 +76,13 @@ def _walk(composition, window, to_record, emit, inherited_scalar: float) -> None
     warps compose exactly, where OTIO's own range mapping would ignore both.
     """
     lo, hi = window
-    for index, child in enumerate(composition):
+    children = list(enumerate(composition))
+    if isinstance(composition, otio.schema.Stack):
+        # a nested stack (a compound clip): its layers play at once; the top one first (what is
+        # emitted first wins where layers overlap), and only its picture layers
+        children = [(i, c) for i, c in reversed(children)
+                    if not (isinstance(c, otio.schema.Track) and c.kind != otio.schema.TrackKind.Video)]
+    for index, child in children:
         if isinstance(child, otio.schema.Transition) or not getattr(child, "enabled", True):
             continue
         placed = composition.range_of_child_at_index(index)
@@ -177,7 +183,8 @@ def resolve_segments(timeline: otio.schema.Timeline, selection: otio.opentime.Ti
                 raise TimelineError(f"{type(clip).__name__.lower()} {clip.name!r} is frozen (a freeze frame or a zero "
                                     f"speed) under the selection; its picture does not move, so "
                                     f"there is nothing to synchronise Foley to; select around it")
-            for part in _subtract(TR.range_from_start_end_time(a, b), taken):
+            # earlier tracks (above) and, inside a nested stack, its upper layers hide this
+            for part in _subtract(TR.range_from_start_end_time(a, b), taken + covered):
                 offset = part.start_time - record.start_time
                 source_start = source.start_time + _scaled(offset, scalar)
                 segments.append(Segment(
