@@ -103,3 +103,11 @@ def time_point(text: str) -> TimePoint:
     except argparse.ArgumentTypeError as err:
         raise argparse.ArgumentTypeError(f"{err} (seconds, or a timecode HH:MM:SS:FF)") from None
     return TimePoint(seconds=Fraction(seconds).limit_denominator(100000))
+
+
+def os_error_line(err: OSError, where: object) -> str:
+    """One line for an OSError: ours carry their own words (no errno); the machine's (a full
+    disk, a read-only volume, a folder gone) are named by file and reason."""
+    if err.errno is None:
+        return f"error: {err}"
+    return f"error: {err.filename or where}: {err.strerror or err}; nothing was kept"

@@ -118,12 +118,12 @@ def run(args: argparse.Namespace) -> int:
                           negative_prompt=args.negative_prompt, guidance=args.guidance,
                           mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
                           preview=not args.no_preview, quiet=args.json)
-    except (BundleError, MediaError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (BundleError, MediaError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # the machine's, not ours: a full disk, a volume gone read-only
-        print(f"error: {err.filename or args.out}: {err.strerror or err}; nothing was kept",
-              file=sys.stderr)
+    except OSError as err:  # ours (a bundle not found), or the machine's: a full disk, read-only
+        from mfmjt_plugin.cli_types import os_error_line
+        print(os_error_line(err, args.out), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report, indent=2))

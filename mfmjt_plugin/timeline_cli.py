@@ -113,8 +113,12 @@ def run(args: argparse.Namespace) -> int:
                                 sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
                                 search=args.search, timeline_dir=args.timeline_out,
                                 progress=progress)
-    except (TimelineError, BundleError, MediaError, FileNotFoundError, ValueError) as err:
+    except (TimelineError, BundleError, MediaError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # ours (a bundle not found), or the machine's
+        from mfmjt_plugin.cli_types import os_error_line
+        print(os_error_line(err, args.media_out or args.file), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report, indent=2))

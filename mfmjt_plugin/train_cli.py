@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return {"cache": train_run.cache, "fit": train_run.fit,
                 "export": train_run.export,
                 "evaluate": train_run.evaluate}[args.train_command](args)
-    except (BundleError, FileNotFoundError, ValueError, FileExistsError) as err:
+    except (BundleError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # ours (a run folder in use), or a read-only folder, a full disk
+        from mfmjt_plugin.cli_types import os_error_line
+        print(os_error_line(err, getattr(args, "out", None)), file=sys.stderr)
         return 1

@@ -54,8 +54,8 @@ def write_run_record(out: Path, record: dict, *, resume: bool) -> None:
         before = json.loads(path.read_text())
         differs = sorted(k for k in record if before.get(k) != record[k])
         if resume and differs:
-            raise ValueError(f"{out} was started with other settings ({', '.join(differs)}: "
-                             f"{', '.join(repr(before.get(k)) for k in differs)}); resume it with "
+            changes = ", ".join(f"{k} was {before.get(k)!r}, now {record[k]!r}" for k in differs)
+            raise ValueError(f"{out} was started with other settings ({changes}); resume it with "
                              f"those, or give a new --out folder")
         return
     out.mkdir(parents=True, exist_ok=True)

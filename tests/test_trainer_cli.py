@@ -53,8 +53,8 @@ def test_cache_fit_export(tmp_path, capsys, umask_022):
     # resuming with other settings would make the export describe the wrong run
     assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
                  "--init", str(init), "--out", str(run), "--resume", "--lora", "4"]) == 1
-    assert "was started with other settings (lora: None); resume it with those" in \
-        capsys.readouterr().err
+    assert capsys.readouterr().err == (f"error: {run} was started with other settings (lora was 0, "
+                                       "now 4); resume it with those, or give a new --out folder\n")
     # a kill -9 during a checkpoint write leaves a temporary file: the next start removes it
     stale = run / "checkpoints" / ".ckpt-00000006.safetensors.k1ll3d.partial"
     stale.write_bytes(b"\0" * 1024)
@@ -73,6 +73,11 @@ def test_cache_fit_export(tmp_path, capsys, umask_022):
     assert main(["train", "export", "--run", str(tmp_path / "run"), "--out",
                  str(tmp_path / "exported")]) == 0
     assert (tmp_path / "exported").stat().st_mode & 0o777 == 0o755
+    # a folder that cannot be written: one line, nothing half-written
+    assert main(["train", "export", "--run", str(run), "--out", "/proc/mfmjt/bundle"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: /proc/mfmjt") and err.endswith("; nothing was kept\n")
+    assert err.count("\n") == 1
     bundle = load_bundle(tmp_path / "exported")
     provenance = bundle.manifest["provenance"]
     assert provenance["recipe"] == "debug" and provenance["steps"] == 8
