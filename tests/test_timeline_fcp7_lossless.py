@@ -128,6 +128,16 @@ def test_a_premiere_export_gets_its_own_document_back_plus_foley(tmp_path, bundl
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n<xmeml version="4">')
     _, original = fcp7_patch.read_document(source)
     _, result = fcp7_patch.read_document(written)
+    # the one change to the editor's elements: the relinked file's path now points at the file
+    # found under --search
+    found = (stand_ins / "sc01_master_layerA_sh030_temp.mov").resolve().as_uri()
+    changed = [(a.text, b.text) for a, b in zip(original.iter("pathurl"), result.iter("pathurl"))
+               if a.text != b.text]
+    assert changed and {new for _, new in changed} == {found}
+    assert {old for old, _ in changed} == {"file://localhost/D%3a/media/sc01_master_layerA_sh030_temp.mov"}
+    for element in result.iter("pathurl"):
+        if element.text == found:
+            element.text = "file://localhost/D%3a/media/sc01_master_layerA_sh030_temp.mov"
     assert canonical(fcp7_patch.without_ours(result)) == canonical(original)
     sequence, = fcp7_patch.top_sequences(result)
     audio_tracks = sequence.findall("media/audio/track")

@@ -84,6 +84,10 @@ def test_a_final_cut_project_gets_its_own_document_back_plus_foley(tmp_path, bun
     written = tmp_path / "fcpx_example_foley_v001.fcpxml"
     _, original = fcpxml_patch.read_document(source)
     _, result = fcpxml_patch.read_document(written)
+    # the relinked asset now points at the file found under --search; nothing else changed
+    (relinked,) = [a for a in result.iter("asset") if a.get("name") == "IMG_0715"]
+    assert relinked.get("src") == (stand_ins / "IMG_0715.MOV").resolve().as_uri()
+    relinked.set("src", "file:///Volumes/Media/otio/IMG_0715.MOV")
     assert canonical(fcpxml_patch.without_ours(result)) == canonical(original)
     clips = [e for e in result.iter("asset-clip") if fcpxml_patch.is_ours(e)]
     assert [(c.get("offset"), c.get("duration"), c.get("enabled")) for c in clips] == [

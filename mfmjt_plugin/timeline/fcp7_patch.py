@@ -20,8 +20,8 @@ from mfmjt_plugin.timeline.insert import METADATA_KEY, TRACK_NAME, Placement
 from mfmjt_plugin.timeline.segments import TimelineError
 from mfmjt_plugin.timeline.xml_document import OURS, depth_of, serialise, unique_ids, without_ours
 
-__all__ = ["OURS", "add_foley", "find_sequence", "patched_document", "read_document", "serialise",
-           "top_sequences", "without_ours"]
+__all__ = ["OURS", "add_foley", "find_sequence", "patched_document", "read_document", "relink",
+           "serialise", "top_sequences", "without_ours"]
 
 def read_document(path: Path) -> tuple[str, ET.Element]:
     """(the text before the root element: declaration, DOCTYPE, comments; the root element)."""
@@ -144,9 +144,24 @@ def add_foley(root: ET.Element, sequence: ET.Element, placements: list[Placement
         _append_formatted(sequence, marker, sequence_depth + 1)
 
 
+def relink(root: ET.Element, files: dict) -> int:
+    """Point every `<pathurl>` whose media was relinked (found under --search) at the file found,
+    so the new version opens online; the one change made to the editor's own elements."""
+    changed = 0
+    for element in root.iter("pathurl"):
+        url = xml_document.relinked_url(element.text or "", files)
+        if url is not None:
+            element.text = url
+            changed += 1
+    return changed
+
+
 def patched_document(source: Path, sequence_name: str, sequence_index: int,
-                     placements: list[Placement], *, prompt: str = "") -> str:
-    """The source document's text with the Foley added to the chosen sequence."""
+                     placements: list[Placement], *, prompt: str = "",
+                     files: dict | None = None) -> str:
+    """The source document's text with the Foley added to the chosen sequence (and relinked
+    media pointing at the files found)."""
     prolog, root = read_document(source)
     add_foley(root, find_sequence(root, sequence_name, sequence_index), placements, prompt=prompt)
+    relink(root, files or {})
     return serialise(prolog, root)

@@ -144,10 +144,24 @@ def add_foley(root: ET.Element, project: ET.Element, placements: list[Placement]
             _insert_before_first(host, marker, AFTER_MARKERS, host_depth, unit)
 
 
+def relink(root: ET.Element, files: dict) -> int:
+    """Point every asset (its `src`, or its media-rep's from 1.9 on) whose media was relinked at
+    the file found; the one change made to the editor's own elements."""
+    changed = 0
+    for element in list(root.iter("asset")) + list(root.iter("media-rep")):
+        url = xml_document.relinked_url(element.get("src") or "", files)
+        if url is not None:
+            element.set("src", url)
+            changed += 1
+    return changed
+
+
 def patched_document(source: Path, project_name: str, project_index: int,
-                     placements: list[Placement], *, prompt: str = "") -> str:
+                     placements: list[Placement], *, prompt: str = "",
+                     files: dict | None = None) -> str:
     prolog, root = read_document(source)
     add_foley(root, find_project(root, project_name, project_index), placements, prompt=prompt)
+    relink(root, files or {})
     return serialise(prolog, root)
 
 

@@ -302,11 +302,11 @@ def deliver_timeline(job: _Job, placements: list[Placement], folder: Path,
     prompt = job.settings.prompt
     if _patches_fcp7(job.source, job.fmt):
         text = fcp7_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
-                                           placements, prompt=prompt)
+                                           placements, prompt=prompt, files=job.files)
         return write_text_version(text, job.source, folder=folder)
     if _patches_fcpxml(job.source, job.fmt):
         text = fcpxml_patch.patched_document(job.source, job.timeline.name, job.sequence_index,
-                                             placements, prompt=prompt)
+                                             placements, prompt=prompt, files=job.files)
         return write_text_version(text, job.source, folder=folder)
     base = foley_only(job.timeline) if _companion_only(job.source, job.fmt) else \
         relinked(job.timeline, job.files)

@@ -92,3 +92,20 @@ def without_ours(root: ET.Element) -> ET.Element:
             if child.get(OURS):
                 parent.remove(child)
     return root
+
+
+def local_path(url: str) -> str:
+    """A media URL as the timeline reader keys it (segments.media_path): file:// URLs decoded."""
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+        return unquote(urlparse(url).path)
+    return url
+
+
+def relinked_url(url: str, files: dict) -> Optional[str]:
+    """The URL of the file `url` was relinked to (None when it was found where it said)."""
+    key = local_path(url.strip())
+    found = files.get(key)
+    if found is None or Path(key) == Path(found):
+        return None
+    return Path(found).resolve().as_uri()
