@@ -17,10 +17,28 @@ function Get-UserDataDir {
     return Join-Path $env:LOCALAPPDATA $AppName
 }
 
+# Native commands write progress to stderr; under 'Stop' Windows PowerShell 5.1 turns the first
+# stderr line into a terminating error. Every native call goes through here.
+function Invoke-Native([string]$Exe, [string[]]$Arguments, [string]$Log) {
+    $Previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    try {
+        if ($Log) {
+            & $Exe @Arguments 2>&1 | ForEach-Object { "$_" } | Out-File -FilePath $Log -Append -Encoding utf8
+        } else {
+            & $Exe @Arguments 2>&1 | Out-Null
+        }
+        return $LASTEXITCODE
+    } catch {
+        return 1  # the command could not be started at all
+    } finally {
+        $ErrorActionPreference = $Previous
+    }
+}
+
 function Test-Python([string]$Exe) {
     if (-not (Test-Path $Exe)) { return $false }
-    & $Exe -c '' 2>$null
-    return $LASTEXITCODE -eq 0
+    return (Invoke-Native -Exe $Exe -Arguments @('-c', 'pass')) -eq 0
 }
 
 # The interpreters the lock is resolved and tested for: CPython 3.10 to 3.12.
@@ -31,8 +49,9 @@ function Find-Python {
     else { $Candidates += , @('py', '-3.11'); $Candidates += , @('py', '-3.12'); $Candidates += , @('py', '-3.10'); $Candidates += , @('python') }
     foreach ($Candidate in $Candidates) {
         if (-not (Get-Command $Candidate[0] -ErrorAction SilentlyContinue)) { continue }
-        & $Candidate[0] @(@($Candidate | Select-Object -Skip 1) + @('-c', $Check)) 2>$null
-        if ($LASTEXITCODE -eq 0) { return $Candidate }
+        $Arguments = @(@($Candidate | Select-Object -Skip 1) + @('-c', $Check))
+        # the comma keeps a one-element candidate an array (PowerShell unrolls it otherwise)
+        if ((Invoke-Native -Exe $Candidate[0] -Arguments $Arguments) -eq 0) { return , $Candidate }
     }
     if ($env:MFMJT_PYTHON) { Fail "MFMJT_PYTHON=$env:MFMJT_PYTHON is not a Python 3.10, 3.11 or 3.12; point it at one" }
     return $null
@@ -88,9 +107,9 @@ function Get-FailureReason([string]$What, [string]$Log) {
 }
 
 function Invoke-Logged([string]$What, [string]$Log, [string]$Exe, [string[]]$Arguments) {
-    Add-Content -Path $Log -Value "`n== $(Get-Date -Format s): $Exe $($Arguments -join ' ')"
-    & $Exe @Arguments *>> $Log
-    if ($LASTEXITCODE -ne 0) { Fail (Get-FailureReason -What $What -Log $Log) }
+    Add-Content -Path $Log -Encoding utf8 -Value "`n== $(Get-Date -Format s): $Exe $($Arguments -join ' ')"
+    $Status = Invoke-Native -Exe $Exe -Arguments $Arguments -Log $Log
+    if ($Status -ne 0) { Fail (Get-FailureReason -What $What -Log $Log) }
 }
 
 # Recorded before anything is added, so uninstall.ps1 removes exactly what the install added.

@@ -38,6 +38,13 @@ pick_python() {
     return 1
 }
 
+# A folder this installer made: empty, or holding our stamp or unfinished-install marker.
+venv_is_ours() {
+    [ -d "$1" ] || return 1
+    [ -z "$(ls -A "$1" 2>/dev/null)" ] && return 0
+    [ -f "$1/.mfmjt-install-stamp" ] || [ -f "$1/.mfmjt-install-unfinished" ]
+}
+
 # Where platformdirs puts user data for "mfmjt-foley" (engine/paths.py reads the same folder, and
 # honours MFMJT_DATA_DIR the same way).
 user_data_dir() {
@@ -146,11 +153,10 @@ run_logged() {
 # The commands a user install puts on PATH.
 LAUNCHERS="mfmjt"
 
-# The highest folder of PATH that does not exist yet (what `mkdir -p PATH` would create first).
-first_missing() {
-    local path="$1" top=""
-    while [ ! -e "$path" ]; do top="$path"; path="$(dirname "$path")"; done
-    echo "$top"
+# Every folder of PATH that does not exist yet, deepest first (what `mkdir -p PATH` creates).
+missing_folders() {
+    local path="$1"
+    while [ ! -e "$path" ]; do echo "$path"; path="$(dirname "$path")"; done
 }
 
 # The user install records what it adds before adding it, so installers/uninstall.sh can remove
@@ -161,9 +167,12 @@ write_manifest() {
     manifest="$data/install-manifest.txt"
     if [ -f "$manifest" ]; then created="$(grep '^created-folder ' "$manifest" || true)"; fi
     for dir in "$data" "$bin_dir"; do
-        top="$(first_missing "$dir")"
-        if [ -n "$top" ]; then created="${created:+$created
-}created-folder $top"; fi
+        while IFS= read -r top; do
+            [ -n "$top" ] && created="${created:+$created
+}created-folder $top"
+        done <<EOF_MISSING
+$(missing_folders "$dir")
+EOF_MISSING
         mkdir -p "$dir"
     done
     {

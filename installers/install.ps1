@@ -38,7 +38,10 @@ if ((Test-Path $Stamp) -and -not (Test-Path $Unfinished) -and
     exit 0
 }
 
-if ((Test-Path $Venv) -and ((Test-Path $Unfinished) -or -not (Test-Python $Python))) {
+# Only a folder this installer made is ever changed or removed (empty, or with our markers).
+$IsOurs = (-not (Test-Path $Venv)) -or (-not (Get-ChildItem -Force $Venv)) -or (Test-Path $Stamp) -or (Test-Path $Unfinished)
+if (-not $IsOurs) { Fail "$Venv exists and is not an environment this installer made; choose another folder (MFMJT_VENV) or move it away" }
+if ((Test-Path $Venv) -and (Get-ChildItem -Force $Venv) -and ((Test-Path $Unfinished) -or -not (Test-Python $Python))) {
     Say "rebuilding ${Venv}: an earlier install did not finish"
     Remove-Item -Recurse -Force $Venv
 }
@@ -49,6 +52,8 @@ if (-not (Test-Path $Python)) {
     New-Item -ItemType Directory -Force -Path (Split-Path -Parent $Venv) | Out-Null
     Assert-FreeSpace -Path (Split-Path -Parent $Venv) -NeedMB 6000
     Say "creating $Venv"
+    New-Item -ItemType Directory -Force -Path $Venv | Out-Null
+    New-Item -ItemType File -Force -Path $Unfinished | Out-Null  # ours even if interrupted now
     Invoke-Logged -What 'creating the environment' -Log $Log -Exe $Base[0] -Arguments (@($Base | Select-Object -Skip 1) + @('-m', 'venv', $Venv))
 }
 New-Item -ItemType File -Force -Path $Unfinished | Out-Null
@@ -75,4 +80,5 @@ if ($User) {
     Set-Launcher -Venv $Venv -BinDir $BinDir
     Say "installed: $BinDir\mfmjt.cmd (installers\uninstall.ps1 removes it again)"
 }
-Say "done: $(& $Python -m engine.compiled_extensions --summary)"
+$Summary = & $Python -m engine.compiled_extensions --summary
+Say "done: $Summary"

@@ -64,9 +64,17 @@ if [ -f "$stamp" ] && [ ! -e "$unfinished" ] && [ "$(cat "$stamp")" = "$want" ] 
     exit 0
 fi
 
+# Only a folder this installer made is ever changed or removed: an empty one, or one holding our
+# stamp or our unfinished-install marker (MFMJT_VENV pointing at someone's own environment or
+# folder is refused, never synced or deleted).
+if [ -e "$venv" ] && ! venv_is_ours "$venv"; then
+    fail "$venv exists and is not an environment this installer made; choose another folder (MFMJT_VENV) or move it away"
+fi
+
 # An interrupted install (Ctrl-C, kill, a full disk) leaves the marker behind, or a venv whose
 # Python no longer runs: start that environment again rather than patching an unknown state.
-if [ -e "$venv" ] && { [ -e "$unfinished" ] || ! "$venv/bin/python" -c '' 2>/dev/null; }; then
+if [ -e "$venv" ] && [ -n "$(ls -A "$venv" 2>/dev/null)" ] \
+        && { [ -e "$unfinished" ] || ! "$venv/bin/python" -c '' 2>/dev/null; }; then
     say "rebuilding $venv: an earlier install did not finish"
     rm -rf "$venv"
 fi
@@ -80,6 +88,9 @@ if [ ! -x "$venv/bin/python" ]; then
     mkdir -p "$(dirname "$venv")"
     need_free_space "$(dirname "$venv")"
     say "creating $venv with $("$python" --version 2>&1)"
+    # the marker first: a venv interrupted while being created is still known as ours
+    mkdir -p "$venv"
+    touch "$unfinished"
     "$python" -m venv "$venv" >>"$log" 2>&1 \
         || fail "could not create $venv with $python (see $log); on Debian/Ubuntu: apt-get install python3-venv"
 fi

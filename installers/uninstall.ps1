@@ -47,6 +47,6 @@ Say "removed $Manifest"
 # Folders the install created go only if nothing else lives in them now (deepest first).
 foreach ($Line in ($Lines | Where-Object { $_ -like 'created-folder *' } | Sort-Object -Descending)) {
     $Path = $Line.Substring(15)
-    if ((Test-Path $Path) -and -not (Get-ChildItem -Force -Recurse -File $Path)) { Remove-Item -Recurse -Force $Path }
+    if ((Test-Path $Path) -and -not (Get-ChildItem -Force $Path)) { Remove-Item -Force $Path }
     elseif (Test-Path $Path) { Say "kept ${Path}: it holds other files (your data)" }
 }

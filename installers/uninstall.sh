@@ -61,9 +61,11 @@ if [ "$dry_run" = yes ]; then
 fi
 rm -f -- "$manifest"
 say "removed $manifest"
-# Folders the install created go only if nothing else lives in them now.
+# Folders the install created go only while empty, deepest first; nothing else is touched
+# (other programs' folders made since inside them stay, and so do these).
 while IFS= read -r path; do
     [ -n "$path" ] && [ -d "$path" ] || continue
-    find "$path" -depth -type d -empty -delete
-    if [ -d "$path" ]; then say "kept $path: it holds other files (your data)"; fi
-done <<<"$created"
+    rmdir "$path" 2>/dev/null || say "kept $path: it holds other files now"
+done <<EOF_CREATED
+$(printf '%s\n' "$created" | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)
+EOF_CREATED

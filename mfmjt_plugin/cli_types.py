@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, NoReturn, Optional
 
-TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.])(\d{2,3})$")
+TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -67,31 +67,38 @@ class TimePoint:
 
     def resolve(self, frame_rate: Optional[Fraction], source_timecode: Optional[str]) -> Fraction:
         """Seconds from the media's first frame. A timecode counts in the media's own timecode
-        (its timecode track, or 00:00:00:00 when it has none)."""
+        (its timecode track, or 00:00:00:00 when it has none), drop-frame when the media's
+        timecode is (whatever separator was typed) or when the editor typed `;`."""
         if self.seconds is not None:
             return self.seconds
         rate = frame_rate or Fraction(25)
-        return timecode_seconds(self.timecode, rate) - (
-            timecode_seconds(source_timecode, rate) if source_timecode else Fraction(0))
+        drop = ";" in (source_timecode or "") or ";" in self.timecode
+        start = timecode_seconds(source_timecode, rate, drop) if source_timecode else Fraction(0)
+        return timecode_seconds(self.timecode, rate, drop) - start
 
 
-def timecode_frames(text: str, rate: Fraction) -> int:
-    """HH:MM:SS:FF (or ;FF drop-frame at 29.97 / 59.94) -> a frame count from midnight."""
+def timecode_frames(text: str, rate: Fraction, drop: Optional[bool] = None) -> int:
+    """HH:MM:SS:FF (drop-frame at 29.97 / 59.94 when `drop`, or typed with `;`) -> a frame
+    count from midnight."""
     match = TIMECODE.match(text.strip())
     if match is None:
         raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF")
     hours, minutes, seconds, separator, frames = match.groups()
     nominal = round(rate)
+    if int(minutes) > 59 or int(seconds) > 59 or int(frames) >= nominal:
+        raise ValueError(f"timecode {text!r} is out of range (minutes and seconds below 60, "
+                         f"frames below {nominal} at this movie's rate)")
     frames_total = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * nominal + int(frames)
-    if separator == ";" and nominal in (30, 60):  # drop-frame: 2 (4) numbers a minute, not x10
+    drop = separator == ";" if drop is None else drop
+    if drop and nominal in (30, 60):  # drop-frame: 2 (4) numbers a minute, not x10
         dropped = 2 * nominal // 30
         total_minutes = int(hours) * 60 + int(minutes)
         frames_total -= dropped * (total_minutes - total_minutes // 10)
     return frames_total
 
 
-def timecode_seconds(text: str, rate: Fraction) -> Fraction:
-    return Fraction(timecode_frames(text, rate)) / Fraction(rate)
+def timecode_seconds(text: str, rate: Fraction, drop: Optional[bool] = None) -> Fraction:
+    return Fraction(timecode_frames(text, rate, drop)) / Fraction(rate)
 
 
 def time_point(text: str) -> TimePoint:

@@ -135,7 +135,7 @@ def drift(pins: dict[str, Pin], installed: dict[str, str]) -> list[str]:
         have = installed.get(name)
         if have is None:
             problems.append(f"{name} {pin.version} is missing")
-        elif Version(have) != Version(pin.version):
+        elif Version(have).public != Version(pin.version).public:  # +cu126 names a build, not a release
             problems.append(f"{name} is {have}, the lock says {pin.version}")
     extra = sorted(set(installed) - set(pins) - {canonicalize_name(PROJECT_NAME)})
     problems += [f"{name} {installed[name]} is not in the lock" for name in extra]

@@ -104,7 +104,7 @@ def fit(args: argparse.Namespace) -> int:
     from trainer.validation import make_validator
     shards = load_shards(data)
     validate = make_validator(shards, load_codec(init_bundle))
-    write_run_record(out, {"init": str(init), "cache": str(data),
+    write_run_record(out, {"init": str(Path(init).resolve()), "cache": str(data.resolve()),
                            "preset": args.preset if args.init is None else None,
                            "recipe": recipe.name, "lora": args.lora, "freeze": args.freeze},
                      resume=args.resume)

@@ -142,3 +142,19 @@ def test_a_read_only_cache_costs_speed_not_the_take(tmp_path, movie, bundle):  #
     assert warnings == [f"warning: feature cache {blocked / 'features'} not written (Not a "
                         "directory); the picture will be decoded again next time"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["cam_foley_take1_v001.wav"]
+
+
+def test_timecodes_are_checked_and_follow_the_sources_drop_frame(tmp_path, capsys, movie):
+    from mfmjt_plugin.cli_types import TimePoint
+    ntsc = Fraction(30000, 1001)
+    # typed with ':' against a drop-frame source: counted drop-frame, like the source
+    assert TimePoint(timecode="01:00:04:12").resolve(ntsc, "01:00:00;00") == Fraction(132 * 1001, 30000)
+    assert TimePoint(timecode="00:10:00;00").resolve(ntsc, None) == Fraction(17982 * 1001, 30000)
+    with pytest.raises(SystemExit):  # ffmpeg's HH:MM:SS.mmm is not a timecode
+        main(["generate", str(movie), "--start", "00:00:01.500", "--out", str(tmp_path)])
+    assert capsys.readouterr().err == ("error: argument --start: must be a number, got "
+                                       "'00:00:01.500' (seconds, or a timecode HH:MM:SS:FF); see "
+                                       "`mfmjt generate --help`\n")
+    code, err = _generate(capsys, str(movie), "--start", "01:00:00:99", "--out", str(tmp_path))
+    assert (code, err) == (1, "error: timecode '01:00:00:99' is out of range (minutes and seconds "
+                              "below 60, frames below 25 at this movie's rate)\n")

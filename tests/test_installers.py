@@ -129,6 +129,19 @@ def test_no_network_is_one_line_and_the_next_run_rebuilds_the_half_built_venv(tm
     assert second.returncode == 1 and second.stderr == first.stderr
 
 
+def test_a_folder_the_installer_did_not_make_is_never_synced_or_deleted(tmp_path):
+    """MFMJT_VENV pointing at a user's own folder (or own venv): refused, untouched."""
+    theirs = tmp_path / "tools"
+    (theirs / "bin").mkdir(parents=True)
+    (theirs / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (theirs / "notes.txt").write_text("mine")
+    out = _bash(INSTALL, env=_offline_env(tmp_path, MFMJT_VENV=str(theirs)))
+    assert out.returncode == 1
+    assert out.stderr == (f"[install] error: {theirs} exists and is not an environment this "
+                          "installer made; choose another folder (MFMJT_VENV) or move it away\n")
+    assert _tree(theirs) == ["bin", "notes.txt", "pyvenv.cfg"]
+
+
 def test_a_venv_whose_python_is_gone_is_rebuilt(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -218,6 +231,7 @@ def test_user_install_runs_from_anywhere_and_uninstall_removes_exactly_it(tmp_pa
     assert where.startswith(str(data / "venv")), where
     assert (data / "install-manifest.txt").read_text().splitlines()[1:] == [
         f"environment {data}/venv", f"log {data}/venv.install.log", f"launcher {launcher}",
+        f"created-folder {data}", f"created-folder {home}/.local/share",
         f"created-folder {home}/.local", f"created-folder {home}/.local/bin"]
 
     again = _bash(INSTALL, "--user", env=env)

@@ -96,3 +96,10 @@ def test_a_dependency_added_without_relocking_is_caught(lock, tmp_path):
     numpy = lockfile.pins_for(lock, environment)["numpy"].version
     assert problems == ["fastapi>=0.110 has no pin in the lock",
                         f"numpy>=99 is not met by the locked numpy=={numpy}"]
+
+
+def test_a_local_build_label_is_the_same_release(lock):
+    pins = lockfile.pins_for(lock)
+    installed = {name: pin.version for name, pin in pins.items()}
+    installed["torch"] = pins["torch"].version + "+cu126"  # another CUDA build of the same release
+    assert lockfile.drift(pins, installed) == []

@@ -94,3 +94,30 @@ def test_a_final_cut_project_gets_its_own_document_back_plus_foley(tmp_path, bun
         ("1s", "2s", None), ("1s", "2s", "0")]
     (marker,) = [e for e in result.iter("marker") if fcpxml_patch.is_ours(e)]
     assert (marker.get("start"), marker.get("duration"), marker.get("value")) == ("1s", "2s", "FOLEY: snow")
+
+
+def test_a_project_starting_at_01_00_00_00_places_takes_in_its_own_time(tmp_path):
+    """OpenTimelineIO keeps a project's spine offsets as written (tcStart included), so record
+    time is spine time: adding tcStart again put takes an hour late, or refused them."""
+    prolog, root = fcpxml_patch.read_document(SAMPLE)
+    project = fcpxml_patch.find_project(root, "OpenTimeline_Project", 0)
+    sequence = project.find("sequence")
+    sequence.set("tcStart", "3600s")
+    for element in sequence.find("spine"):
+        if element.get("offset"):
+            shifted = fcpxml_patch.parse_time(element.get("offset")) + 3600
+            element.set("offset", fcpxml_patch.format_time(shifted))
+    shifted_doc = tmp_path / "hour.fcpxml"
+    shifted_doc.write_text(fcpxml_patch.serialise(prolog, root))
+    timeline = next(iter(otio.adapters.read_from_file(str(shifted_doc))
+                         .find_children(descended_from_type=otio.schema.Timeline)))
+    first = timeline.tracks[1].find_clips()[0]
+    assert (first.name, first.range_in_parent().start_time.to_seconds()) == ("IMG_0715", 3600.0)
+    one_second_in = Placement(record_range=TR(RT(3601 * 30, 30), RT(30, 30)), wav=Path("/t/a.wav"),
+                              take=1, head_handle=RT(0, 30), file_duration=RT(60, 30))
+    _, root = fcpxml_patch.read_document(shifted_doc)
+    fcpxml_patch.add_foley(root, fcpxml_patch.find_project(root, "OpenTimeline_Project", 0),
+                           [one_second_in])
+    (clip,) = [e for e in root.iter("asset-clip") if fcpxml_patch.is_ours(e)]
+    host = next(e for e in root.iter() if clip in list(e))
+    assert (host.get("name"), clip.get("offset")) == ("IMG_0715", "1s")

@@ -401,3 +401,20 @@ def test_a_named_clip_under_a_title_gets_its_foley(tmp_path, media, bundle, caps
     assert [(t["clip"], t["record_in"], t["record_out"]) for t in report["takes"]] == [
         ("shot2", "01:00:02:00", "01:00:03:05")]
     assert report["skipped"] == []
+
+
+@pytest.mark.parametrize("ext", [".otioz", ".otiod"])
+def test_a_bundle_source_gets_foley_back_as_a_bundle(tmp_path, media, bundle, ext):  # noqa: F811
+    """The preflight once named stand-in takes that did not exist: bundle writers refused them."""
+    from opentimelineio.url_utils import filepath_from_url
+    plain = build_timeline(media, tmp_path / "reel1.otio")
+    source = tmp_path / f"reel1{ext}"
+    otio.adapters.write_to_file(otio.adapters.read_from_file(str(plain)), str(source))
+    assert main(["timeline", "foley", str(source), "--clip", "shot2", "--bundle", str(bundle)]) == 0
+    result = tmp_path / f"reel1_foley_v001{ext}"
+    from mfmjt_plugin.timeline.io import read_timeline
+    back = read_timeline(result)  # the bundle's relative media made absolute
+    (foley,) = [t for t in back.tracks if t.name == TRACK_NAME]
+    (take,) = foley.find_clips()
+    inside = Path(filepath_from_url(take.media_reference.target_url))
+    assert inside.name.endswith("_v001_t01.wav") and inside.stat().st_size > 0

@@ -118,7 +118,7 @@ def probe(path: Path | str) -> MediaInfo:
                          start_time=start, codec=ctx.name, timecode=_source_timecode(container))
 
 
-_TIMECODE = re.compile(r"^\d{2}:\d{2}:\d{2}[:;.]\d{2,3}$")
+_TIMECODE = re.compile(r"^\d{2}:\d{2}:\d{2}[:;]\d{2}$")
 
 
 def _source_timecode(container) -> Optional[str]:

@@ -29,7 +29,8 @@ ASSET_PREFIX = "mfmjt-r"
 # FCPXML's DTD orders an element's children: anchored clips before markers, markers before
 # ratings, keywords, channel sources, filters and metadata.
 AFTER_ANCHORS = {"marker", "chapter-marker", "rating", "keyword", "analysis-marker",
-                 "audio-channel-source", "filter-video", "filter-audio", "metadata"}
+                 "audio-channel-source", "audio-role-source", "sync-source", "filter-video",
+                 "filter-video-mask", "filter-audio", "metadata"}
 AFTER_MARKERS = AFTER_ANCHORS - {"marker", "chapter-marker"}
 STORY_ELEMENTS = {"clip", "asset-clip", "gap", "ref-clip", "sync-clip", "mc-clip", "audio",
                   "video", "title"}
@@ -105,13 +106,14 @@ def add_foley(root: ET.Element, project: ET.Element, placements: list[Placement]
     if spine is None or resources is None:
         raise TimelineError(f"project {project.get('name')!r} has no sequence spine or resources")
     unit = indent_unit(root)
-    start = parse_time(sequence.get("tcStart"))
     lanes = [int(e.get("lane")) for e in root.iter() if e.get("lane", "").lstrip("-").isdigit()]
     lowest = min([0] + lanes)
     asset_ids = unique_ids(root, ASSET_PREFIX)
     modern = tuple(int(p) for p in root.get("version", "1.8").split(".")[:2]) >= (1, 9)
     for placement in sorted(placements, key=lambda p: (p.take, _seconds(p.record_range.start_time))):
-        at = start + _seconds(placement.record_range.start_time)
+        # OpenTimelineIO keeps the spine's offsets as written, tcStart included: stack time is
+        # spine time
+        at = _seconds(placement.record_range.start_time)
         body = _seconds(placement.record_range.duration)
         head = _seconds(placement.head_handle)
         asset = ET.Element("asset", {"id": next(asset_ids), "name": placement.wav.stem,

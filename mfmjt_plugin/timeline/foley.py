@@ -242,7 +242,8 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
                                   end=body_start + body_duration + tail, prompt=settings.prompt,
                                   negative_prompt=settings.negative_prompt,
                                   guidance=settings.guidance, mode=settings.mode,
-                                  steps=settings.steps, seed=settings.seed + 1000 * index,
+                                  steps=settings.steps,
+                                  seed=(settings.seed + 1000 * index) % 2 ** 64,
                                   takes=settings.takes)
         result = pipeline.generate(request)
         clip = _slug(MEDIA_SUFFIX.sub("", segment.clip_name))
@@ -339,11 +340,17 @@ def preflight_write(job: _Job, segments: list[Segment]) -> None:
     generated: a format that cannot hold this timeline fails now, in one line, not after minutes
     of generation."""
     import tempfile
-    placements = [Placement(record_range=s.record_range, wav=Path(f"/preflight/take{i}.wav"),
-                            take=take, head_handle=RT(0, s.record_range.duration.rate),
-                            file_duration=s.record_range.duration, metadata={})
-                  for i, s in enumerate(segments) for take in range(1, job.settings.takes + 1)]
     with tempfile.TemporaryDirectory(prefix="mfmjt-preflight-") as scratch:
+        # stand-in files that exist: bundle writers (.otioz, .otiod) copy every take they name
+        placements = []
+        for i, s in enumerate(segments):
+            for take in range(1, job.settings.takes + 1):
+                wav = Path(scratch) / f"take{i}_{take}.wav"
+                wav.write_bytes(b"")
+                placements.append(Placement(
+                    record_range=s.record_range, wav=wav, take=take,
+                    head_handle=RT(0, s.record_range.duration.rate),
+                    file_duration=s.record_range.duration, metadata={}))
         try:
             deliver_timeline(job, placements, Path(scratch), (1920, 1080))
         except TimelineError as err:
