@@ -100,10 +100,16 @@ def test_a_take_and_its_preview_share_one_version(tmp_path, capsys, movie, bundl
         "cam_foley_preview_v001.mov", "cam_foley_preview_v002.mov", "cam_foley_take1_v002.wav"]
 
 
+def _default_sigint() -> None:
+    # a shell running the suite in the background (`make test &`, some CI runners) starts it with
+    # SIGINT ignored, and children inherit that: give the command the terminal's default back
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(movie, out, bundle, *extra, env=None):
     return subprocess.Popen([str(MFMJT), "generate", str(movie), "--end", "2", "--out", str(out),
                              "--bundle", str(bundle), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
 
 
 def test_two_runs_into_one_folder_get_their_own_numbers(tmp_path, movie, bundle):  # noqa: F811
