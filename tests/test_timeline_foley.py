@@ -418,3 +418,31 @@ def test_a_bundle_source_gets_foley_back_as_a_bundle(tmp_path, media, bundle, ex
     (take,) = foley.find_clips()
     inside = Path(filepath_from_url(take.media_reference.target_url))
     assert inside.name.endswith("_v001_t01.wav") and inside.stat().st_size > 0
+
+
+def test_an_edl_event_relinked_by_name_is_read_at_its_source_timecode(tmp_path, bundle, capsys):  # noqa: F811
+    """EDL events count in source timecode (01:00:04:05) and name no media length: a camera file
+    found by clip name is read from its own timecode track, not from its first frame."""
+    from tests.media_factory import make_video
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+    rate = Fraction(24000, 1001)
+    found = tmp_path / "media"
+    found.mkdir()
+    make_video(found / "ZZ100_501.mov", fps=rate, frames=96, width=64, height=64,
+               timecode="01:00:04:00")
+    assert main(["timeline", "foley", str(shared / "screening_example.edl"), "--rate", "23.976",
+                 "--in", "00:59:53:11", "--out", "00:59:54:18", "--search", str(found),
+                 "--bundle", str(bundle), "--media-out", str(tmp_path / "takes"),
+                 "--timeline-out", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (take,) = report["takes"]
+    assert (take["clip"], take["record_in"], take["record_out"]) == (
+        "ZZ100_501 (LAY3)", "00:59:53:11", "00:59:54:18")
+    wav = read_bwf(take["wav"])
+    # the event opens the timeline, so no head handle; 31 frames of body from 5 frames into the
+    # file (01:00:04:05 in a file starting at 01:00:04:00: read from its first frame, the range
+    # would lie an hour past its end); a 1 s tail, which the 60 frames left in the file allow
+    frames = Fraction(wav.samples.shape[1], OUTPUT_RATE) * rate
+    assert -(-frames // 1) == 0 + 31 + 24
+    assert wav.bext["time_reference"] == round(
+        (otio.opentime.from_timecode("00:59:53:11", 24000 / 1001).to_seconds()) * OUTPUT_RATE)

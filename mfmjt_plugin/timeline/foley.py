@@ -228,8 +228,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         info = probe(media)
         if index == 0 and info.has_video:
             picture_size = info.display_size
-        body_start, body_duration = _media_seconds(
-            segment, segment.media_start or RT(0, segment.source_range.start_time.rate))
+        body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
         # whole frames of handle, in exact arithmetic: 30 frames at 59.94 are 0.5005 s, and
         # int(0.5005 * 59.94...) in floats is 29. The head stops at the media's first frame and
         # at the timeline's start (a clip at 00:00:00:00 gets none: nothing can precede it, and a
@@ -355,6 +354,17 @@ def preflight_write(job: _Job, segments: list[Segment]) -> None:
             deliver_timeline(job, placements, Path(scratch), (1920, 1080))
         except TimelineError as err:
             raise TimelineError(f"{err} (checked before generating; nothing was written)") from None
+
+
+def _media_origin(segment: Segment, info) -> otio.opentime.RationalTime:
+    """The source time of the media's first frame: its available range's start, or, for a clip
+    that names none (an EDL event, counted in source timecode), the file's own timecode track."""
+    rate = segment.source_range.start_time.rate
+    if segment.media_start is not None:
+        return segment.media_start
+    if info.timecode:
+        return otio.opentime.from_timecode(info.timecode, rate)
+    return RT(0, rate)
 
 
 def _file_frames(path: Path, frame_rate: Fraction, sample_rate: int) -> int:
