@@ -161,6 +161,9 @@ class FoleyPipeline:
         if start < 0:
             raise MediaError(media, f"range starts at {float(start):.3f} s, before the media; "
                                     f"start at 0 or later")
+        if end <= start:
+            raise MediaError(media, f"range ends at {float(end):.3f} s, not after its start "
+                                    f"({float(start):.3f} s); give an end after the start")
         if info.duration and end > info.duration + Fraction(1, 1000):
             raise MediaError(media, f"range ends at {float(end):.3f} s, past the end of the media "
                                     f"({float(info.duration):.3f} s); shorten the range")

@@ -22,7 +22,8 @@ sha256_file() {
 
 # The interpreters the lock is resolved and tested for: CPython 3.10 to 3.12.
 python_is_supported() {
-    "$1" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null
+    # it must answer, not merely exit 0 (`/bin/true` would)
+    [ "$("$1" -c 'import sys; print((3, 10) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null)" = True ]
 }
 
 pick_python() {

@@ -22,7 +22,7 @@ mode=dev
 case "${1:-}" in
     "") ;;
     --user) mode=user ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) fail "unknown option '$1'; use --user for a user install, or no option for .venv" ;;
 esac
 

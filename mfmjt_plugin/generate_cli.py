@@ -80,7 +80,12 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
         if point is None:
             return None
         if isinstance(point, TimePoint):
-            return point.resolve(info.frame_rate, info.timecode)
+            seconds = point.resolve(info.frame_rate, info.timecode)
+            if info.timecode is None and point.timecode and info.duration and seconds > info.duration:
+                raise ValueError(f"{video} has no timecode track, so timecodes count from "
+                                 f"00:00:00:00 and {point.timecode} lies past its end "
+                                 f"({float(info.duration):.3f} s); give --start/--end in seconds")
+            return seconds
         return Fraction(point).limit_denominator(100000)
     # the picture's features are cached on disk: regenerating a range with another seed, prompt
     # or guidance skips decoding and encoding it again

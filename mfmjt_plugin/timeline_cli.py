@@ -93,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
                 for t in report["tracks"]:
                     print(f"  track {t['number']} {t['kind']:<5} {t['name']!r} "
                           f"{'' if t['enabled'] else '(disabled) '}{t['clips']} clips")
+                # numbered as --clip NAME|NUMBER counts: every clip of the enabled video tracks
+                pictures = {t["number"] for t in report["tracks"] if t["kind"] == "Video" and t["enabled"]}
+                video = [c for c in report["clips"] if c["track"] in pictures]
+                for number, c in enumerate(video, 1):
+                    print(f"  clip {number} {c['name']!r} "
+                          f"{'at ' + c['record_in'] if c['record_in'] else '(not visible)'}")
                 for m in report["markers"]:
                     print(f"  marker {m['name']!r} ({m['color']}) at {m['record_in']}")
                 for path in report["missing_media"]:
@@ -130,4 +136,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  skipped {skipped['clip']!r} {skipped['record_in']}-{skipped['record_out']}: "
                   f"{skipped['reason']}")
         print(f"timeline: {report['timeline']}")
+        if report.get("companion"):
+            print(f"note: {report['companion']}")
     return 0

@@ -164,3 +164,16 @@ def test_timecodes_are_checked_and_follow_the_sources_drop_frame(tmp_path, capsy
     code, err = _generate(capsys, str(movie), "--start", "01:00:00:99", "--out", str(tmp_path))
     assert (code, err) == (1, "error: timecode '01:00:00:99' is out of range (minutes and seconds "
                               "below 60, frames below 25 at this movie's rate)\n")
+
+
+def test_an_end_before_the_start_and_a_timecode_without_a_track_are_named(tmp_path, capsys, bundle):  # noqa: F811
+    plain = make_video(tmp_path / "plain.mp4", fps=Fraction(25), frames=100, width=64, height=64)
+    code, err = _generate(capsys, str(plain), "--start", "3", "--end", "1", "--out",
+                          str(tmp_path / "o"), "--bundle", str(bundle))
+    assert (code, err) == (1, f"error: {plain}: range ends at 1.000 s, not after its start "
+                              "(3.000 s); give an end after the start\n")
+    code, err = _generate(capsys, str(plain), "--start", "01:00:00:10", "--end", "01:00:02:00",
+                          "--out", str(tmp_path / "o"), "--bundle", str(bundle))
+    assert (code, err) == (1, f"error: {plain} has no timecode track, so timecodes count from "
+                              "00:00:00:00 and 01:00:00:10 lies past its end (4.000 s); give "
+                              "--start/--end in seconds\n")

@@ -75,11 +75,12 @@ def test_lock_entry_is_the_pin_with_all_its_hashes():
     assert len(lines) > 5 and not lines[-1].endswith("\\")
 
 
-def test_a_python_that_is_not_supported_is_named(tmp_path):
-    env = _offline_env(tmp_path, MFMJT_PYTHON="/nonexistent/python3.9")
+@pytest.mark.parametrize("python", ["/nonexistent/python3.9", "/bin/true"])
+def test_a_python_that_is_not_supported_is_named(tmp_path, python):
+    env = _offline_env(tmp_path, MFMJT_PYTHON=python)
     out = _bash(INSTALL, env=env)
     assert out.returncode == 1
-    assert out.stderr == ("[install] error: MFMJT_PYTHON=/nonexistent/python3.9 is not a Python "
+    assert out.stderr == (f"[install] error: MFMJT_PYTHON={python} is not a Python "
                           "3.10, 3.11 or 3.12; point it at one\n")
     assert not (tmp_path / "venv").exists()
 

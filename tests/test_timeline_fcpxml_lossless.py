@@ -121,3 +121,21 @@ def test_a_project_starting_at_01_00_00_00_places_takes_in_its_own_time(tmp_path
     (clip,) = [e for e in root.iter("asset-clip") if fcpxml_patch.is_ours(e)]
     host = next(e for e in root.iter() if clip in list(e))
     assert (host.get("name"), clip.get("offset")) == ("IMG_0715", "1s")
+
+
+def test_a_version_no_reader_takes_back_is_refused_before_generating(tmp_path, bundle, capsys):  # noqa: F811
+    """OpenTimelineIO's FCP7 writer, fed this FCPXML project, writes a file its own reader
+    refuses: the preflight reads the result back, as the editor's NLE would."""
+    from tests.media_factory import make_video
+    source = tmp_path / "fcpx_example.fcpxml"
+    source.write_bytes(SAMPLE.read_bytes())
+    stand_ins = tmp_path / "media"
+    stand_ins.mkdir()
+    make_video(stand_ins / "IMG_0715.MOV", fps=Fraction(30), frames=330, width=64, height=64)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["timeline", "foley", str(source), "--sequence", "1", "--clip", "IMG_0715",
+                 "--format", "xml", "--search", str(stand_ins), "--bundle", str(bundle)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the .xml version of this timeline cannot be read back (")
+    assert err.endswith("choose another --format (checked before generating; nothing was written)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -139,6 +139,10 @@ def test_inspect_lists_tracks_clips_and_missing_media(tmp_path, media, capsys):
     assert report["rate"] == RATE and report["start"] == "01:00:00:00"
     assert [c["record_in"] for c in report["clips"]] == ["01:00:00:00", "01:00:02:00"]
     assert report["missing_media"] == []
+    assert main(["timeline", "inspect", str(source)]) == 0  # text: clips numbered as --clip counts
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  clip ")] == [
+        "  clip 1 'shot1' at 01:00:00:00", "  clip 2 'shot2' at 01:00:02:00"]
     assert main(["timeline", "inspect", str(tmp_path / "none.otio")]) == 1
     assert "timeline file not found" in capsys.readouterr().err
 

@@ -72,10 +72,11 @@ def test_a_soundminer_metadata_csv_names_files_without_folders(library, tmp_path
     import shutil
     copy = tmp_path / "library"
     shutil.copytree(library, copy)
-    (copy / "metadata.csv").write_text(
-        "Filename,Description,Category,SubCategory\n"
-        "drips.ogg,Slow water drips echo in a stone cave,WATER,DRIP\n"
-        "plain_name-take 3.mp3,Leather boots on wet gravel,FOOTSTEPS,GRAVEL\n")
+    # as Excel's "CSV UTF-8" saves it: a byte-order mark, ";" in European locales, CRLF
+    (copy / "metadata.csv").write_bytes(
+        "\ufeffFilename;Description;Category;SubCategory\r\n"
+        "drips.ogg;Slow water drips echo in a stone cave;WATER;DRIP\r\n"
+        "plain_name-take 3.mp3;Leather boots on wet gravel;FOOTSTEPS;GRAVEL\r\n".encode("utf-8"))
     report = scan_library(copy)
     captions = {i.path.name: (i.caption.source, i.caption.text) for i in report.items}
     assert captions["drips.ogg"] == ("manifest", "Slow water drips echo in a stone cave")

@@ -351,9 +351,19 @@ def preflight_write(job: _Job, segments: list[Segment]) -> None:
                     head_handle=RT(0, s.record_range.duration.rate),
                     file_duration=s.record_range.duration, metadata={}))
         try:
-            deliver_timeline(job, placements, Path(scratch), (1920, 1080))
+            written = deliver_timeline(job, placements, Path(scratch), (1920, 1080))
         except TimelineError as err:
             raise TimelineError(f"{err} (checked before generating; nothing was written)") from None
+        # a writer that succeeds can still produce a file no reader takes back (OTIO's FCP7
+        # writer from an FCPXML source leaves out a <start>): read it, as the editor's NLE will
+        if written.suffix.lower() != ".mlt":  # MLT is checked by melt in the tests, not read here
+            try:
+                read_timeline(written, sequence=str(job.sequence_index + 1))
+            except TimelineError as err:
+                reason = str(err).split(": ", 1)[-1]
+                raise TimelineError(f"the {written.suffix} version of this timeline cannot be "
+                                    f"read back ({reason}); choose another --format (checked "
+                                    f"before generating; nothing was written)") from None
 
 
 def _media_origin(segment: Segment, info) -> otio.opentime.RationalTime:

@@ -92,12 +92,17 @@ def _load_manifest(path: Path) -> dict[str, Caption]:
     name files without their folder (Soundminer's metadata.csv)."""
     entries: dict[str, Caption] = {}
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         rows = data if isinstance(data, list) else [{"path": k, **(v if isinstance(v, dict) else {"caption": v})}
                                                      for k, v in data.items()]
     else:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ","))
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark; European spreadsheets
+        # separate with ";"
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read()
+        header = text.split("\n", 1)[0]
+        delimiter = "\t" if path.suffix == ".tsv" else max((",", ";", "\t"), key=header.count)
+        rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
     for row in rows:
         rel, text = _column(row, PATH_COLUMNS), _column(row, CAPTION_COLUMNS)
         if not rel or not text:
