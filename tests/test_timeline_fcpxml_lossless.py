@@ -61,6 +61,17 @@ def test_takes_are_connected_at_their_record_times_with_alternates_disabled(tmp_
     assert (second.get("offset"), second.get("start"), second.get("duration")) == \
         ("10805/3s", "1/2s", "3s")
     assert json.loads(second.find("note").text) == {"mfmjt": {"seed": 1, "take": 1}}
+    # its marker stays inside the 10 s gap that hosts it (3600 s to 3610 s local): 3 s fit
+    host = next(e for e in project.iter() if second in list(e))
+    (marker,) = [m for m in host.findall("marker") if fcpxml_patch.is_ours(m)]
+    assert (marker.get("start"), marker.get("duration")) == ("10805/3s", "3s")
+    late = Placement(record_range=TR(RT(590, 30), RT(60, 30)), wav=Path("/t/late.wav"), take=1,
+                     head_handle=RT(0, 30), file_duration=RT(60, 30))
+    _, again = fcpxml_patch.read_document(SAMPLE)
+    fcpxml_patch.add_foley(again, fcpxml_patch.find_project(again, "OpenTimeline_Project", 0), [late])
+    (cut,) = [m for m in again.iter("marker") if fcpxml_patch.is_ours(m)]
+    # 19 2/3 s: 9 2/3 s into the gap at 10 s (local time from 3600 s), 1/3 s before its end
+    assert (cut.get("start"), cut.get("duration")) == ("10829/3s", "1/3s")
     written = tmp_path / "foley.fcpxml"
     written.write_text(fcpxml_patch.serialise(prolog, root))
     back = otio.adapters.read_from_file(str(written))

@@ -139,8 +139,11 @@ def add_foley(root: ET.Element, project: ET.Element, placements: list[Placement]
         host_depth = depth_of(root, host) + 1
         _insert_before_first(host, clip, AFTER_ANCHORS, host_depth, unit)
         if placement.take == 1:
+            # a marker lives inside its clip: it stops where the host does (the connected clip
+            # may play on past it, as connected clips do)
+            host_end = parse_time(host.get("start")) + parse_time(host.get("duration"))
             marker = ET.Element("marker", {
-                "start": format_time(local), "duration": format_time(body),
+                "start": format_time(local), "duration": format_time(min(body, host_end - local)),
                 "value": f"FOLEY: {prompt}" if prompt else "FOLEY",
                 "note": json.dumps({METADATA_KEY: placement.metadata}, sort_keys=True)})
             _insert_before_first(host, marker, AFTER_MARKERS, host_depth, unit)
