@@ -49,7 +49,7 @@ def tested_versions() -> dict[str, str]:
     return found
 
 
-def _installed(name: str) -> str | None:
+def installed_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
@@ -57,7 +57,7 @@ def _installed(name: str) -> str | None:
 
 
 def version_problems(expected: dict[str, str] | None = None,
-                     installed: Callable[[str], str | None] = _installed) -> list[ExtensionProblem]:
+                     installed: Callable[[str], str | None] = installed_version) -> list[ExtensionProblem]:
     expected = tested_versions() if expected is None else expected
     problems = []
     for name in TORCH_SET:
@@ -135,7 +135,7 @@ def problems() -> list[ExtensionProblem]:
 def summary() -> str:
     import torch
     build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU build"
-    names = ", ".join(f"{n} {_installed(n)}" for n in TORCH_SET)
+    names = ", ".join(f"{n} {installed_version(n)}" for n in TORCH_SET)
     return f"{names} ({build}); compiled extensions load"
 
 

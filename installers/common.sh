@@ -200,15 +200,10 @@ check_launchers_free() {
 # The launchers are symbolic links to the environment's commands; anything else at their path
 # is the user's and is left alone.
 place_launchers() {
-    local venv="$1" bin_dir="$2" name target
+    local venv="$1" bin_dir="$2" name
+    check_launchers_free "$venv" "$bin_dir"
     for name in $LAUNCHERS; do
-        target="$venv/bin/$name"
-        if [ -e "$bin_dir/$name" ] || [ -L "$bin_dir/$name" ]; then
-            [ "$(readlink "$bin_dir/$name" 2>/dev/null)" = "$target" ] \
-                || fail "$bin_dir/$name exists and is not our launcher; move it away (or set MFMJT_BIN_DIR) and run again"
-        else
-            ln -s "$target" "$bin_dir/$name"
-        fi
+        [ -L "$bin_dir/$name" ] || ln -s "$venv/bin/$name" "$bin_dir/$name"
     done
     case ":$PATH:" in
         *":$bin_dir:"*) ;;

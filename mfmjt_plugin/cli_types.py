@@ -78,23 +78,19 @@ class TimePoint:
 
 
 def timecode_frames(text: str, rate: Fraction, drop: Optional[bool] = None) -> int:
-    """HH:MM:SS:FF (drop-frame at 29.97 / 59.94 when `drop`, or typed with `;`) -> a frame
-    count from midnight."""
+    """HH:MM:SS:FF -> a frame count from midnight, counted by OpenTimelineIO (as the timeline
+    selections are); drop-frame at 29.97 / 59.94 when `drop`, or when typed with `;`."""
     match = TIMECODE.match(text.strip())
     if match is None:
         raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF")
     hours, minutes, seconds, separator, frames = match.groups()
-    nominal = round(rate)
-    if int(minutes) > 59 or int(seconds) > 59 or int(frames) >= nominal:
-        raise ValueError(f"timecode {text!r} is out of range (minutes and seconds below 60, "
-                         f"frames below {nominal} at this movie's rate)")
-    frames_total = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * nominal + int(frames)
     drop = separator == ";" if drop is None else drop
-    if drop and nominal in (30, 60):  # drop-frame: 2 (4) numbers a minute, not x10
-        dropped = 2 * nominal // 30
-        total_minutes = int(hours) * 60 + int(minutes)
-        frames_total -= dropped * (total_minutes - total_minutes // 10)
-    return frames_total
+    import opentimelineio as otio
+    try:
+        return round(otio.opentime.from_timecode(
+            f"{hours}:{minutes}:{seconds}{';' if drop else ':'}{frames}", float(rate)).value)
+    except Exception as err:  # OTIO's own words: frames beyond the rate, and the like
+        raise ValueError(f"timecode {text!r} is not valid at this movie's rate ({err})") from None
 
 
 def timecode_seconds(text: str, rate: Fraction, drop: Optional[bool] = None) -> Fraction:

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PACKAGES = ("torch", "torchaudio", "torchvision", "numpy", "safetensors", "av",
@@ -239,13 +238,6 @@ def _weights_and_starter() -> list[Check]:
     return rows
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
 def collect() -> list[Check]:
     from engine import __version__
     from engine.paths import cache_dir, data_dir
@@ -255,8 +247,9 @@ def collect() -> list[Check]:
     rows += _torch_rows()
     rows += _torch_set_rows()
     rows += _lock_rows()
+    from engine.compiled_extensions import installed_version
     for name in PACKAGES:
-        have = _package_version(name)
+        have = installed_version(name)
         rows.append(Check(name, have) if have else Check(name, "missing", "problem", REINSTALL))
     rows += [disk_check("disk (data)", data_dir()), disk_check("disk (cache)", cache_dir()),
              memory_check(_memory_mb()), _portaudio(), _melt()]

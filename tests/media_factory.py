@@ -88,3 +88,19 @@ def make_audio_only(path: Path, seconds: float = 1.0, rate: int = 48000) -> Path
     with av.open(str(path), "w") as out:
         _encode_tone(out, out.add_stream("aac", rate=rate, layout="mono"), seconds, rate)
     return path
+
+
+SAMPLE_TIMELINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+
+
+def sample_with_stand_ins(tmp_path: Path, sample: str, movies: dict[str, int],
+                          folder: str = "relinked") -> tuple[Path, Path]:
+    """A copy of a shared sample timeline in `tmp_path` (the original is never touched), and a
+    search folder of 30 fps stand-in movies for its offline media: {file name: frames}."""
+    source = tmp_path / sample
+    source.write_bytes((SAMPLE_TIMELINES / sample).read_bytes())
+    stand_ins = tmp_path / folder
+    stand_ins.mkdir()
+    for name, frames in movies.items():
+        make_video(stand_ins / name, fps=Fraction(30), frames=frames, width=64, height=64)
+    return source, stand_ins

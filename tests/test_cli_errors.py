@@ -162,8 +162,8 @@ def test_timecodes_are_checked_and_follow_the_sources_drop_frame(tmp_path, capsy
                                        "'00:00:01.500' (seconds, or a timecode HH:MM:SS:FF); see "
                                        "`mfmjt generate --help`\n")
     code, err = _generate(capsys, str(movie), "--start", "01:00:00:99", "--out", str(tmp_path))
-    assert (code, err) == (1, "error: timecode '01:00:00:99' is out of range (minutes and seconds "
-                              "below 60, frames below 25 at this movie's rate)\n")
+    assert (code, err) == (1, "error: timecode '01:00:00:99' is not valid at this movie's rate "
+                              "(Frame rate mismatch.  Timecode '01:00:00:99' has frames beyond 24)\n")
 
 
 def test_an_end_before_the_start_and_a_timecode_without_a_track_are_named(tmp_path, capsys, bundle):  # noqa: F811

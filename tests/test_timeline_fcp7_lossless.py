@@ -7,16 +7,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import opentimelineio as otio
-import pytest
 
 from mfmjt_plugin.cli import main
 from mfmjt_plugin.timeline import fcp7_patch
 from mfmjt_plugin.timeline.insert import TRACK_NAME, Placement
 from mfmjt_plugin.timeline.io import explicit_source_ranges
+from tests.media_factory import SAMPLE_TIMELINES
 from tests.test_pipeline import bundle  # noqa: F401  (the small random-weight bundle fixture)
 
 RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
+SHARED = SAMPLE_TIMELINES
 
 
 def canonical(element: ET.Element) -> str:
@@ -110,15 +110,9 @@ def test_ids_we_add_never_collide_with_the_editors(tmp_path):
 def test_a_premiere_export_gets_its_own_document_back_plus_foley(tmp_path, bundle):  # noqa: F811
     """The issue's case: --clip on the Premiere sample, two takes. Before, the adapter's round
     trip dropped 4 of 8 audio tracks and all 57 links and moved a clip from frame 1164 to 1177."""
-    from fractions import Fraction
-
-    from tests.media_factory import make_video
-    source = tmp_path / "premiere_example.xml"
-    source.write_bytes((SHARED / "premiere_example.xml").read_bytes())
-    stand_ins = tmp_path / "relinked"
-    stand_ins.mkdir()
-    make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
-               width=64, height=64)
+    from tests.media_factory import sample_with_stand_ins
+    source, stand_ins = sample_with_stand_ins(tmp_path, "premiere_example.xml",
+                                              {"sc01_master_layerA_sh030_temp.mov": 300})
     assert main(["timeline", "foley", str(source), "--clip", "sc01_master_layerA_sh030_temp.mov",
                  "--prompt", "steps", "--takes", "2", "--search", str(stand_ins),
                  "--bundle", str(bundle)]) == 0

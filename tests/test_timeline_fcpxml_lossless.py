@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
@@ -12,10 +11,11 @@ import opentimelineio as otio
 from mfmjt_plugin.cli import main
 from mfmjt_plugin.timeline import fcpxml_patch
 from mfmjt_plugin.timeline.insert import Placement
+from tests.media_factory import SAMPLE_TIMELINES
 from tests.test_pipeline import bundle  # noqa: F401  (the small random-weight bundle fixture)
 
 RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines" / "fcpx_example.fcpxml"
+SAMPLE = SAMPLE_TIMELINES / "fcpx_example.fcpxml"
 
 
 def canonical(element: ET.Element) -> str:
@@ -83,12 +83,9 @@ def test_takes_are_connected_at_their_record_times_with_alternates_disabled(tmp_
 
 
 def test_a_final_cut_project_gets_its_own_document_back_plus_foley(tmp_path, bundle):  # noqa: F811
-    from tests.media_factory import make_video
-    source = tmp_path / "fcpx_example.fcpxml"
-    source.write_bytes(SAMPLE.read_bytes())
-    stand_ins = tmp_path / "media"
-    stand_ins.mkdir()
-    make_video(stand_ins / "IMG_0715.MOV", fps=Fraction(30), frames=330, width=64, height=64)
+    from tests.media_factory import sample_with_stand_ins
+    source, stand_ins = sample_with_stand_ins(tmp_path, "fcpx_example.fcpxml",
+                                              {"IMG_0715.MOV": 330}, folder="media")
     assert main(["timeline", "foley", str(source), "--sequence", "1", "--in", "00:00:01:00",
                  "--out", "00:00:03:00", "--prompt", "snow", "--takes", "2", "--search",
                  str(stand_ins), "--bundle", str(bundle), "--json"]) == 0
@@ -137,12 +134,9 @@ def test_a_project_starting_at_01_00_00_00_places_takes_in_its_own_time(tmp_path
 def test_a_version_no_reader_takes_back_is_refused_before_generating(tmp_path, bundle, capsys):  # noqa: F811
     """OpenTimelineIO's FCP7 writer, fed this FCPXML project, writes a file its own reader
     refuses: the preflight reads the result back, as the editor's NLE would."""
-    from tests.media_factory import make_video
-    source = tmp_path / "fcpx_example.fcpxml"
-    source.write_bytes(SAMPLE.read_bytes())
-    stand_ins = tmp_path / "media"
-    stand_ins.mkdir()
-    make_video(stand_ins / "IMG_0715.MOV", fps=Fraction(30), frames=330, width=64, height=64)
+    from tests.media_factory import sample_with_stand_ins
+    source, stand_ins = sample_with_stand_ins(tmp_path, "fcpx_example.fcpxml",
+                                              {"IMG_0715.MOV": 330}, folder="media")
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["timeline", "foley", str(source), "--sequence", "1", "--clip", "IMG_0715",
                  "--format", "xml", "--search", str(stand_ins), "--bundle", str(bundle)]) == 1

@@ -177,14 +177,9 @@ def test_a_format_that_cannot_hold_the_timeline_fails_before_generating(tmp_path
                                                                         capsys):
     """OTIO's FCPXML writer cannot express the Premiere sample; that used to surface only after
     every take had been generated."""
-    from tests.media_factory import make_video
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
-    source = tmp_path / "premiere_example.xml"
-    source.write_bytes((shared / "premiere_example.xml").read_bytes())
-    stand_ins = tmp_path / "relinked"
-    stand_ins.mkdir()
-    make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
-               width=64, height=64)
+    from tests.media_factory import sample_with_stand_ins
+    source, stand_ins = sample_with_stand_ins(tmp_path, "premiere_example.xml",
+                                              {"sc01_master_layerA_sh030_temp.mov": 300})
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["timeline", "foley", str(source), "--clip", "sc01_master_layerA_sh030_temp.mov",
                  "--format", "fcpxml", "--search", str(stand_ins), "--bundle", str(bundle)]) == 1
@@ -298,17 +293,10 @@ def test_a_premiere_timeline_relinked_gets_foley_back_in_premiere_xml(tmp_path, 
     """The real Premiere export in shared/: its media (D:/media/...) relinked from a search folder
     of stand-ins, the title slug over most of it skipped, the result read back by the FCP7 XML
     adapter with the takes at their record frames."""
-    from tests.media_factory import make_video
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "timelines"
-    source = tmp_path / "premiere_example.xml"
-    source.write_bytes((shared / "premiere_example.xml").read_bytes())
+    from tests.media_factory import sample_with_stand_ins
+    source, stand_ins = sample_with_stand_ins(tmp_path, "premiere_example.xml", {
+        "sc01_sh010_anim.mov": 120, "sc01_master_layerA_sh030_temp.mov": 300})
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    stand_ins = tmp_path / "relinked"
-    stand_ins.mkdir()
-    make_video(stand_ins / "sc01_sh010_anim.mov", fps=Fraction(30), frames=120, width=64,
-               height=64)
-    make_video(stand_ins / "sc01_master_layerA_sh030_temp.mov", fps=Fraction(30), frames=300,
-               width=64, height=64)
     assert main(["timeline", "inspect", str(source), "--json"]) == 0
     inspected = json.loads(capsys.readouterr().out)
     assert [c["generated"] for c in inspected["clips"] if c["name"] == "test_title"] == ["Slug"]

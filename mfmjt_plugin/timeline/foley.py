@@ -140,12 +140,6 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                                           drop_frame=drop)}
 
     sequence_index = int(sequence) - 1 if sequence and sequence.isdigit() else 0
-    if _patches_fcp7(source, fmt):  # the editor's document must hold that sequence: check first
-        _, root = fcp7_patch.read_document(source)
-        fcp7_patch.find_sequence(root, timeline.name, sequence_index)
-    if _patches_fcpxml(source, fmt):
-        _, root = fcpxml_patch.read_document(source)
-        fcpxml_patch.find_project(root, timeline.name, sequence_index)
     job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
                timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index,
                files=files)

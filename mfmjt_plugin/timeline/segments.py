@@ -52,14 +52,18 @@ def _generator(clip) -> Optional[str]:
     return None
 
 
+def url_path(url: str) -> str:
+    """A media URL as a path: file:// URLs decoded, anything else as written."""
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+        return unquote(urlparse(url).path)
+    return url
+
+
 def media_path(clip: otio.schema.Clip) -> Optional[str]:
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-        url = ref.target_url
-        if url.startswith("file://"):
-            from urllib.parse import unquote, urlparse
-            return unquote(urlparse(url).path)
-        return url
+        return url_path(ref.target_url)
     return None
 
 

@@ -7,9 +7,9 @@ import copy
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
-from mfmjt_plugin.timeline.segments import TimelineError
+from mfmjt_plugin.timeline.segments import TimelineError, url_path
 
 # What we add is tagged with this attribute, so tests (and a later run) tell ours from theirs.
 OURS = "MZ.mfmjt"
@@ -84,27 +84,20 @@ def unique_ids(root: ET.Element, prefix: str) -> Iterator[str]:
             yield candidate
 
 
-def without_ours(root: ET.Element) -> ET.Element:
+def without_ours(root: ET.Element,
+                 is_ours: Callable[[ET.Element], bool] = lambda e: bool(e.get(OURS))) -> ET.Element:
     """A copy of `root` with every element we add removed (tests compare it with the source)."""
     root = copy.deepcopy(root)
     for parent in root.iter():
         for child in list(parent):
-            if child.get(OURS):
+            if is_ours(child):
                 parent.remove(child)
     return root
 
 
-def local_path(url: str) -> str:
-    """A media URL as the timeline reader keys it (segments.media_path): file:// URLs decoded."""
-    if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-        return unquote(urlparse(url).path)
-    return url
-
-
 def relinked_url(url: str, files: dict) -> Optional[str]:
     """The URL of the file `url` was relinked to (None when it was found where it said)."""
-    key = local_path(url.strip())
+    key = url_path(url.strip())  # keyed as the timeline reader keys media (segments.media_path)
     found = files.get(key)
     if found is None or Path(key) == Path(found):
         return None
