@@ -26,8 +26,8 @@ def test_json_report_on_this_machine(tmp_path):
     report = json.loads(out.stdout)
     checks = {c["name"]: c for c in report["checks"]}
     assert report["problems"] == 0
-    assert checks["torch build"]["value"] == f"{torch.__version__} (CUDA {torch.version.cuda})" \
-        if torch.version.cuda else f"{torch.__version__} (CPU)"
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU"
+    assert checks["torch build"]["value"] == f"{torch.__version__} ({build})"
     assert checks["torch set"]["status"] == "ok"
     assert checks["environment"]["value"] == "matches installers/requirements.lock"
     assert checks["weight registry"]["value"] == f"{tmp_path / 'data' / 'weights'} (0 entries)"
