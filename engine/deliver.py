@@ -22,8 +22,11 @@ class Delivered:
     preview: Optional[Path]
 
 
-def _describe(settings: dict, prompt: str, seed: int) -> str:
-    text = f"MF-MJT Foley {settings['mode']} w={settings['guidance']:g} steps={settings['steps']} seed={seed}"
+def _describe(settings: dict, prompt: str, take) -> str:
+    text = (f"MF-MJT Foley {settings['mode']} w={settings['guidance']:g} steps={settings['steps']} "
+            f"seed={take.seed}")
+    if getattr(take, "sync_score", None) is not None:
+        text += f" sync={take.sync_score:.2f}"
     return f"{text} prompt={prompt!r}" if prompt else text
 
 
@@ -62,7 +65,7 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
         written: list[Path] = []
         try:
             for take, samples, path in zip(result.takes, audio, take_paths):
-                info = BroadcastInfo(description=_describe(result.settings, request.prompt, take.seed)[:256],
+                info = BroadcastInfo(description=_describe(result.settings, request.prompt, take)[:256],
                                      originator_reference=f"take{take.index}-seed{take.seed}",
                                      record_start=record_start, timecode_rate=rate,
                                      note=json.dumps(provenance or {})[:1000])

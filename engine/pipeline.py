@@ -18,10 +18,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from engine.analysis.sync import motion_onsets, sync_score
 from engine.bundles import Bundle, load_bundle
 from engine.bundles.components import load_codec, load_encoder
 from engine.cancel import Cancelled
-from engine.features.base import VideoFeatures
+from engine.features.base import VideoFeatures, encode_range
 from engine.media.decode import decode_frames, probe
 from engine.media.errors import MediaError
 from engine.sampling import (GUIDANCE_MODES, draw_noise, euler_sample, guided_velocity,
@@ -45,6 +46,7 @@ class GenerateRequest:
     steps: Optional[int] = None
     seed: int = 0
     takes: int = 1
+    best_of: Optional[int] = None  # generate this many candidates, keep the `takes` best in sync
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Take:
     seed: int
     audio: np.ndarray  # (samples,) float32 mono at the codec rate
     sample_rate: int
+    sync_score: Optional[float] = None  # 0..1, engine/analysis/sync.py; None: picture unseen
 
 
 @dataclass
@@ -95,7 +98,7 @@ class FoleyPipeline:
             return self.feature_cache.video_features(media, start, duration, self.encoder)
         clip, sync = decode_frames(media, start, duration,
                                    (self.encoder.clip_spec, self.encoder.sync_spec))
-        return self.encoder.encode_video(clip, sync)
+        return encode_range(self.encoder, clip, sync)
 
     def settings(self, request: GenerateRequest) -> dict:
         """The request's sampling settings with the bundle's defaults filled in; every number is
@@ -111,6 +114,9 @@ class FoleyPipeline:
             raise ValueError(f"steps must be from 1 to {MAX_STEPS}, got {steps}")
         if not 1 <= request.takes <= MAX_TAKES:
             raise ValueError(f"takes must be from 1 to {MAX_TAKES}, got {request.takes}")
+        if request.best_of is not None and not request.takes <= request.best_of <= MAX_TAKES:
+            raise ValueError(f"best-of must be from the number of takes ({request.takes}) to "
+                             f"{MAX_TAKES}, got {request.best_of}")
         if not 0 <= int(request.seed) < 2 ** 64:
             raise ValueError(f"seed must be a whole number from 0 to 2^64 - 1, got {request.seed}")
         return {"guidance": guidance, "mode": mode, "steps": steps}
@@ -187,26 +193,49 @@ class FoleyPipeline:
             if request.negative_prompt else None
         latent_len = cfg.lengths(window).latent
         total = len(windows) * settings["steps"]
-        pieces: list[list[np.ndarray]] = [[] for _ in range(request.takes)]
+        candidates = request.best_of or request.takes
+        pieces: list[list[np.ndarray]] = [[] for _ in range(candidates)]
         for w, (index, _, _) in enumerate(windows):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before window {w + 1} of {len(windows)}")
             noise = torch.cat([self.noise(request.seed + k, index, latent_len)
-                               for k in range(request.takes)])
+                               for k in range(candidates)])
             step_progress = None if progress is None else \
                 (lambda done, _n, w=w: progress(w * settings["steps"] + done, total))
-            latents = self.sample_latents([features[w]] * request.takes, text, negative, noise,
+            latents = self.sample_latents([features[w]] * candidates, text, negative, noise,
                                           settings, progress=step_progress, cancel=cancel)
             audio = self.decode(latents).numpy()
-            for k in range(request.takes):
+            for k in range(candidates):
                 pieces[k].append(audio[k, : round(window * self.sample_rate)])
         timings["generate_s"] = time.perf_counter() - began
         n = round(float(duration) * self.sample_rate)
-        takes = [Take(index=k + 1, seed=request.seed + k, sample_rate=self.sample_rate,
-                      audio=crossfade(pieces[k], [round(s * self.sample_rate) for s in starts], n))
-                 for k in range(request.takes)]
+        picture = picture_onsets(features, starts, float(self.encoder.sync_spec.fps))
+        takes = []
+        for k in range(candidates):
+            wave = crossfade(pieces[k], [round(s * self.sample_rate) for s in starts], n)
+            score = None if picture is None else sync_score(wave, self.sample_rate, picture)
+            takes.append(Take(index=k + 1, seed=request.seed + k, sample_rate=self.sample_rate,
+                              audio=wave, sync_score=score))
+        if request.best_of is not None:  # the best-synchronised, best first; ties keep seed order
+            takes = sorted(takes, key=lambda t: -(t.sync_score or 0.0))[: request.takes]
+            for index, take in enumerate(takes, start=1):
+                take.index = index
+        settings = {**settings, "best_of": request.best_of} if request.best_of else settings
         return GenerateResult(takes=takes, start=start, duration=duration, settings=settings,
                               timings=timings)
+
+
+def picture_onsets(features: list[VideoFeatures], starts: list[float],
+                   fps: float) -> Optional[np.ndarray]:
+    """Motion onsets of the whole range (seconds from its start) from each window's envelope;
+    each window gives the onsets before the next one starts. None without envelopes."""
+    if any(f.motion is None for f in features):
+        return None
+    found: list[float] = []
+    for w, (feats, offset) in enumerate(zip(features, starts)):
+        until = starts[w + 1] if w + 1 < len(starts) else float("inf")
+        found += [offset + t for t in motion_onsets(feats.motion.numpy(), fps) if offset + t < until]
+    return np.array(sorted(found))
 
 
 def crossfade(pieces: list[np.ndarray], offsets: list[int], total: int) -> np.ndarray:

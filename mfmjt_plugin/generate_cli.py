@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     gen.add_argument("--steps", type=STEPS, default=None, help="sampling steps (default: bundle's)")
     gen.add_argument("--seed", type=SEED, default=0)
     gen.add_argument("--takes", type=TAKES, default=1)
+    gen.add_argument("--best-of", type=TAKES, default=None, metavar="N",
+                     help="generate N candidates in one batch and keep the --takes best "
+                          "synchronised with the picture (N >= --takes)")
     gen.add_argument("--bundle", default="starter",
                      help="bundle path or registered name; `starter` is the shipped model")
     gen.add_argument("--out", required=True, help="folder for the takes and the preview")
@@ -60,7 +63,8 @@ def writable_folder(folder: Path) -> None:
 
 def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
              prompt: str = "", negative_prompt: str = "", guidance=None, mode=None, steps=None,
-             seed: int = 0, takes: int = 1, preview: bool = True, quiet: bool = False) -> dict:
+             seed: int = 0, takes: int = 1, best_of: Optional[int] = None, preview: bool = True,
+             quiet: bool = False) -> dict:
     import time
 
     from engine.deliver import write_takes
@@ -93,7 +97,10 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
     load_s = time.perf_counter() - began
     request = GenerateRequest(media=video, start=seconds(start) or Fraction(0), end=seconds(end),
                               prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
-                              mode=mode, steps=steps, seed=seed, takes=takes)
+                              mode=mode, steps=steps, seed=seed, takes=takes, best_of=best_of)
+    if best_of is not None and best_of < takes:
+        raise ValueError(f"--best-of {best_of} is fewer than --takes {takes}; give --best-of at "
+                         f"least the number of takes")
     pipeline.settings(request)  # every number checked before the picture is decoded
     with lazy_bar("generating", "step", disable=quiet) as progress:
         result = pipeline.generate(request, progress=progress)
@@ -108,6 +115,8 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
                             record_start=source_start + result.start)
     timings = {"load_s": load_s, **result.timings, "write_s": time.perf_counter() - began}
     return {"takes": [str(p) for p in delivered.takes],
+            "take_details": [{"path": str(p), "seed": t.seed, "sync_score": t.sync_score}
+                             for p, t in zip(delivered.takes, result.takes)],
             "preview": str(delivered.preview) if delivered.preview else None,
             "range": [float(result.start), float(result.start + result.duration)],
             "settings": result.settings, "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -122,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                           start=args.start, end=args.end, prompt=args.prompt,
                           negative_prompt=args.negative_prompt, guidance=args.guidance,
                           mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
-                          preview=not args.no_preview, quiet=args.json)
+                          best_of=args.best_of, preview=not args.no_preview, quiet=args.json)
     except (BundleError, MediaError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -133,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for path in report["takes"]:
-            print(f"take: {path}")
+        for take in report["take_details"]:
+            sync = "" if take["sync_score"] is None else f", sync {take['sync_score']:.2f}"
+            print(f"take: {take['path']} (seed {take['seed']}{sync})")
         if report["preview"]:
             print(f"preview: {report['preview']}")
         t = report["timings"]

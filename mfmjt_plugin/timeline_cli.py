@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     foley.add_argument("--prompt", default="")
     foley.add_argument("--negative-prompt", default="")
     foley.add_argument("--takes", type=TAKES, default=1)
+    foley.add_argument("--best-of", type=TAKES, default=None, metavar="N",
+                       help="N candidates per segment; keep the --takes best synchronised")
     foley.add_argument("--guidance", type=GUIDANCE, default=None)
     foley.add_argument("--mode", choices=["scaled", "standard", "none"], default=None)
     foley.add_argument("--steps", type=STEPS, default=None)
@@ -110,8 +112,12 @@ def run(args: argparse.Namespace) -> int:
             raise TimelineError("--in needs --out")
         selection = Selection(tc_in=args.tc_in, tc_out=args.tc_out, marker=args.marker,
                               clip=args.clip, track=args.track)
+        if args.best_of is not None and args.best_of < args.takes:
+            raise TimelineError(f"--best-of {args.best_of} is fewer than --takes {args.takes}; "
+                                f"give --best-of at least the number of takes")
         settings = FoleySettings(prompt=args.prompt, negative_prompt=args.negative_prompt,
-                                 takes=args.takes, guidance=args.guidance, mode=args.mode,
+                                 takes=args.takes, best_of=args.best_of,
+                                 guidance=args.guidance, mode=args.mode,
                                  steps=args.steps, seed=args.seed, bundle=args.bundle)
         from mfmjt_plugin.progress import lazy_bar
         with lazy_bar("segments", "segment", disable=args.json) as progress:

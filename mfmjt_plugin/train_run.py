@@ -184,7 +184,7 @@ def evaluate(args: argparse.Namespace) -> int:
               disable=args.json) as bar:
         metrics = run_evaluation(pipeline, load_classifier(), scenes=args.scenes, seed=args.seed,
                                  settings=settings, shuffle_video=args.shuffle_video,
-                                 with_caption=args.with_caption,
+                                 with_caption=args.with_caption, stages=True,
                                  progress=lambda done, total: bar.update(done - bar.n))
     metrics["bundle"] = str(pipeline.bundle.path)
     text = json.dumps(metrics, indent=2)
@@ -193,7 +193,8 @@ def evaluate(args: argparse.Namespace) -> int:
     name = Path(metrics["bundle"]).name
     report = atomic_write_bytes(next_version_path(Path(args.out), f"evaluate_{name}_seed{args.seed}",
                                                   ".json"), (text + "\n").encode())
+    from trainer.experiments import stages_markdown
     print(text if args.json else
           f"{args.scenes} unseen scenes (seed {args.seed}), {settings}\n" + format_table(metrics)
-          + f"\nreport: {report}")
+          + "\n\n" + stages_markdown(metrics["stages"]) + f"\nreport: {report}")
     return 0

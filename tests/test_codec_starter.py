@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from engine.codec import MEL_16K, StarterCodec, multi_resolution_stft_loss
+from engine.codec.starter import CODEC_VERSION, CODEC_VERSIONS
 from engine.model import build_network
 
 
@@ -27,10 +28,38 @@ def test_latent_layout_matches_the_network_rate():
     with torch.no_grad():
         latent = codec.encode(torch.zeros(1, 16000 * 2)).mean
         wave = codec.decode(latent)
-    # 31.25 latent tokens per second, like the small_16k preset's latent_hop of 512
-    assert latent.shape == (1, 8, 62)
+    # 31.25 latent tokens per second, like the small_16k preset's latent_hop of 512, and
+    # MMAudio's 16 kHz latent width (20 channels) since codec version 2
+    assert CODEC_VERSION == 2 and latent.shape == (1, 20, 62)
+    assert build_network("small_16k", device="meta").config.latent_dim == 20
     assert build_network("small_16k", device="meta").config.latent_hop == 2 * MEL_16K.hop
     assert wave.shape == (1, 62 * 512) and wave.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("version, channels", [(1, 8), (2, 20)])
+def test_every_codec_version_keeps_its_layout(version, channels):
+    """Bundles made with an earlier codec still build their codec exactly as before."""
+    codec = StarterCodec(version).eval()
+    assert codec.version == version and codec.latent_channels == channels
+    with torch.no_grad():
+        wave = codec.decode(torch.zeros(1, channels, 10))
+    assert wave.shape == (1, 10 * 512)
+
+
+def test_an_unknown_codec_version_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"starter codec version 9 .*update MF-MJT Foley"):
+        StarterCodec(9)
+    assert sorted(CODEC_VERSIONS) == [1, 2]
+
+
+def test_the_vocos_head_frames_line_up_with_the_mel_frames():
+    """T mel frames give exactly T * 256 samples, and a steady tone's mel put through the (even
+    untrained) iSTFT head comes back at the mel's length: nothing is padded or cut."""
+    codec = StarterCodec().eval()
+    mel = codec.mel(tones(1, 256 * 40))
+    assert mel.shape[-1] == 40
+    with torch.no_grad():
+        assert codec.vocoder(mel).shape == (1, 1, 256 * 40)
 
 
 def test_training_entry_point_reduces_the_loss():

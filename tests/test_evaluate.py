@@ -57,3 +57,63 @@ def test_real_audio_scores_perfect_onsets_and_a_shifted_copy_does_not():
     shifted = audio_metrics(late, scene_set, classifier, sample_rate=16000)
     assert shifted["onset_f1"] == 0.0
     assert 0 <= shifted["clipping_fraction"] < 1e-3 and shifted["loudness_lufs_mean"] < 0
+
+
+class _IdentityCodec:
+    """A codec that hands the audio back untouched, and a 'vocoder' that loses the partials
+    (noise with the mel's loudness): the stages must tell them apart."""
+    sampling_rate = 16000
+
+    def __init__(self):
+        from engine.codec.mel import MEL_16K, MelConverter
+        self.mel = MelConverter(MEL_16K)
+        self.vae = None
+        self._audio = {}
+
+    def vocoder(self, mel):
+        level = 10 ** mel.mean(dim=1)  # (B, frames) linear level per frame
+        envelope = torch.repeat_interleave(level, 256, dim=1)
+        noise = torch.randn(envelope.shape, generator=torch.Generator().manual_seed(0))
+        return (0.05 * noise * envelope / envelope.amax(dim=1, keepdim=True)).unsqueeze(1)
+
+    def encode(self, wave):
+        class Posterior:
+            mean = wave
+        return Posterior()
+
+    def decode(self, latent):
+        return latent
+
+
+def test_codec_stages_separate_a_lossless_codec_from_a_vocoder_that_loses_partials():
+    from trainer.evaluate import codec_stages
+    scenes = [sample_scene(i, namespace="eval:stages", sound_class=c)
+              for i, c in enumerate(("metal", "glass", "clap", "metal"))]
+    reference = torch.from_numpy(np.stack([synthesize(s) for s in scenes]))
+    scene_set = SceneSet(scenes=scenes, features=[], reference=reference, seed=0)
+
+    class Pipeline:
+        codec, sample_rate = _IdentityCodec(), 16000
+    classifier = AudioClassifier(CLASS_NAMES).eval()
+    stages = codec_stages(Pipeline(), scene_set, classifier, generated=reference.clone())
+    assert list(stages) == ["real", "vocoder", "codec_round_trip", "generated"]
+    assert stages["codec_round_trip"]["ringing_tonality_vs_real_db"] == 0.0
+    assert stages["generated"]["per_class"] == stages["real"]["per_class"]
+    assert stages["vocoder"]["ringing_tonality_vs_real_db"] < -20.0  # partials gone
+    assert stages["real"]["per_class"]["metal"]["tonality_db"] > 40.0
+    floor = stages["codec_round_trip"]["stft_vs_floor"]
+    assert set(floor) == {"metal", "glass", "clap"}
+    assert all(v["distance"] < 1e-4 < v["floor"] for v in floor.values())  # lossless: under it
+    assert all(v["distance"] > v["floor"] for v in stages["vocoder"]["stft_vs_floor"].values())
+
+
+def test_the_classifier_learns_from_real_audio_only():
+    """No codec output goes in (issue 14): the training entry point takes real clips and labels
+    only, and the saved provenance says so."""
+    import inspect
+    assert "coded_mels" not in inspect.signature(train_classifier).parameters
+    from trainer.classifier import CLASSIFIER_PATH
+    from safetensors import safe_open
+    with safe_open(str(CLASSIFIER_PATH), framework="pt") as fh:
+        provenance = fh.metadata()["provenance"]
+    assert "real audio only" in provenance

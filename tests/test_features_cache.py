@@ -36,6 +36,19 @@ def test_hit_skips_decoding_and_returns_identical_features(tmp_path, video, enco
     again = cache.video_features(video, Fraction(0), Fraction(2), encoder, decoder=decoder)
     assert decoder.calls == 1
     assert torch.equal(first.clip, again.clip) and torch.equal(first.sync, again.sync)
+    # the picture's motion envelope travels with the features (the sync score needs it)
+    assert first.motion.shape == (50,) and torch.equal(first.motion, again.motion)
+
+
+def test_an_entry_written_before_motion_envelopes_is_computed_again(tmp_path, video, encoder):
+    from safetensors.torch import save_file
+    cache, decoder = FeatureCache(tmp_path / "cache"), CountingDecoder()
+    fresh = cache.video_features(video, 0, 2, encoder, decoder=decoder)
+    key = cache.key(video, 0, 2, encoder)
+    entry = next((tmp_path / "cache").glob("*/*.safetensors"))
+    save_file({"clip": fresh.clip, "sync": fresh.sync}, str(entry), metadata={"key": key})
+    again = cache.video_features(video, 0, 2, encoder, decoder=decoder)
+    assert decoder.calls == 2 and torch.equal(again.motion, fresh.motion)
 
 
 def test_key_changes_with_range_encoder_and_media(tmp_path, video, encoder):

@@ -97,6 +97,28 @@ def test_condition_dropout_drops_video_as_a_unit(tiny):
     assert (clip == tiny.empty_clip_feat).all() and (sync == tiny.empty_sync_feat).all()
 
 
+def test_joint_dropout_adds_samples_that_lose_both_conditions(tiny):
+    """The unconditional branch CFG extrapolates from (issue 14): with joint_p the share of
+    samples without video and text grows from video_p * text_p to about that plus joint_p, and
+    joint_p = 0 leaves the random stream of older recipes untouched."""
+    f = features(tiny, 1.0, batch=2000)
+
+    def both_dropped(joint_p, seed=3):
+        gen = torch.Generator().manual_seed(seed)
+        clip, _, text = drop_conditions(tiny, f["clip_f"], f["sync_f"], f["text_f"], gen,
+                                        video_p=0.1, text_p=0.5, joint_p=joint_p)
+        video = (clip == tiny.empty_clip_feat).all(dim=2).all(dim=1)
+        words = (text == tiny.empty_string_feat).all(dim=2).all(dim=1)
+        return (video & words).float().mean().item(), gen.initial_seed(), torch.rand(1, generator=gen)
+    base, _, after_base = both_dropped(0.0)
+    joint, _, after_joint = both_dropped(0.1)
+    assert 0.03 < base < 0.07 and 0.12 < joint < 0.17  # 5 % and 0.1 + 0.9 * 5 % = 14.5 %
+    gen = torch.Generator().manual_seed(3)
+    torch.rand(2000, generator=gen), torch.rand(2000, generator=gen)
+    assert torch.equal(after_base, torch.rand(1, generator=gen))  # two draws only, as before
+    assert not torch.equal(after_joint, after_base)
+
+
 # The last joint block's clip and text streams are pre-only: only their keys and values feed the
 # audio tokens, so their query norms cannot receive gradient (true of MMAudio as well).
 DEAD_BY_DESIGN = {"joint_blocks.1.clip_block.attn.q_norm.weight",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.onsets import LATENCY, detect_onsets, f1_of, match_onsets
+from engine.analysis.onsets import LATENCY, detect_onsets, f1_of, match_onsets
 
 RATE = 16000
 

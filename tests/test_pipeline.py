@@ -140,3 +140,58 @@ def test_delivered_takes_are_frame_exact_bwf_under_new_versions(pipeline, movie,
     assert "hands clapping" in bwf.bext["description"]
     preview = probe(first.preview)
     assert preview.has_audio and abs(float(preview.duration) - 2.0) < 0.05
+
+
+def test_best_of_keeps_the_best_synchronised_candidates_with_their_seeds(pipeline, movie):
+    from engine.analysis.sync import sync_score
+    from engine.pipeline import picture_onsets
+    request = GenerateRequest(media=movie, end=Fraction(2), seed=7, takes=2, best_of=4)
+    result = pipeline.generate(request)
+    all_four = pipeline.generate(GenerateRequest(media=movie, end=Fraction(2), seed=7, takes=4))
+    scores = {t.seed: t.sync_score for t in all_four.takes}
+    assert all(0.0 <= s <= 1.0 for s in scores.values())
+    ranked = sorted(scores, key=lambda seed: -scores[seed])[:2]
+    assert [t.seed for t in result.takes] == ranked and [t.index for t in result.takes] == [1, 2]
+    assert result.settings["best_of"] == 4
+    for take in result.takes:  # the kept takes are exactly those candidates, score and sound
+        twin = next(t for t in all_four.takes if t.seed == take.seed)
+        assert np.array_equal(take.audio, twin.audio) and take.sync_score == twin.sync_score
+    features = [pipeline.video_features(movie, Fraction(0), Fraction(2))]
+    picture = picture_onsets(features, [0.0], 25.0)
+    assert result.takes[0].sync_score == sync_score(result.takes[0].audio, pipeline.sample_rate,
+                                                    picture)
+    with pytest.raises(ValueError, match="best-of must be from the number of takes"):
+        pipeline.settings(GenerateRequest(media=movie, takes=3, best_of=2))
+
+
+def test_a_bundle_whose_codec_and_network_disagree_is_refused(tmp_path):
+    from engine.bundles import BundleError
+    network = build_network("tiny", clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16,
+                            training_duration=2.0)
+    codec, encoders = starter_descriptors(20251123)
+    old = save_bundle(tmp_path / "v1-codec-in-v2-manifest", network, preset="tiny", codec=codec,
+                      encoders=encoders, extra={STARTER_CODEC_FILE: StarterCodec(1).state_dict()})
+    with pytest.raises(BundleError, match="does not match codec version 2.*re-export"):
+        FoleyPipeline(old)
+    future = save_bundle(tmp_path / "future", network, preset="tiny",
+                         codec={**codec, "version": 7}, encoders=encoders,
+                         extra={STARTER_CODEC_FILE: StarterCodec().state_dict()})
+    with pytest.raises(BundleError, match="version 7 is newer than this engine knows"):
+        FoleyPipeline(future)
+
+
+def test_a_bundle_made_with_the_first_starter_codec_still_generates(tmp_path, movie):
+    """Bundles exported before codec versions were recorded (no `version`: codec v1, 8 latent
+    channels, BigVGAN vocoder) load and generate as they did."""
+    torch.manual_seed(3)
+    network = randomize(build_network("tiny", latent_dim=8, clip_dim=64, sync_dim=72,
+                                      text_dim=64, text_seq_len=16, training_duration=2.0),
+                        keep_delta_zero=False)
+    codec, encoders = starter_descriptors(20251123)
+    codec = {k: v for k, v in codec.items() if k != "version"}
+    old = save_bundle(tmp_path / "old", network, preset="tiny", codec=codec, encoders=encoders,
+                      extra={STARTER_CODEC_FILE: StarterCodec(1).state_dict()})
+    old_pipeline = FoleyPipeline(old)
+    assert old_pipeline.codec.version == 1
+    take = old_pipeline.generate(GenerateRequest(media=movie, end=Fraction(1))).takes[0]
+    assert take.audio.shape == (16000,) and np.isfinite(take.audio).all()

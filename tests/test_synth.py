@@ -10,7 +10,7 @@ import pytest
 
 from engine.media.decode import probe
 from trainer.data.windows import decode_audio
-from trainer.onsets import detect_onsets, match_onsets
+from engine.analysis.onsets import detect_onsets, match_onsets
 from trainer.synth.audio import SAMPLE_RATE, synthesize
 from trainer.synth.scene import CLASSES, CLASS_NAMES, FRAME_RATES, sample_scene
 from trainer.synth.video import APPROACH, REBOUND, render_frame

@@ -40,7 +40,7 @@ def test_cache_contents(library, tmp_path):
     assert total == summary.windows == 13
     first = shards[0]
     n = first["latent_mean"].shape[0]
-    assert first["latent_mean"].shape == (n, 8, 62) and first["latent_std"].min() > 0  # 31.25/s
+    assert first["latent_mean"].shape == (n, 20, 62) and first["latent_std"].min() > 0  # 31.25/s
     assert first["clip"].shape == (n, 16, 64) and first["sync"].shape == (n, 40, 72)
     assert first["text"].shape == (n, 16, 64)
     videos = torch.cat([s["has_video"] for s in shards])

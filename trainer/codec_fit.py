@@ -1,8 +1,21 @@
-"""Training the starter codec on plain audio: the VAE (mel L1 + KL) and the vocoder (multi-resolution
-STFT + mel L1 on real mels, as BigVGAN is trained, without its discriminators) separately, since
-neither needs the other. Weights are saved atomically as safetensors every `save_every` steps and
-a run started again with `resume` continues from them (optimizer moments restart: a short warm-up
-absorbs that)."""
+"""Training the starter codec on plain audio (issue 14). The two halves never need each other, so
+each trains on its own, in its own file, and `combine_parts` writes the codec file a bundle carries:
+
+- `vae`: the mel VAE. Mel L1 + KL, plus two terms that keep what a plain L1 smooths away: L1 of
+  the mel's differences along frequency (a partial is a narrow peak across bins; averaging it out
+  is what made metal ring dull) and extra weight on quiet frames (decoded silence came out too
+  quiet and periodic).
+- `vocoder`: the Vocos vocoder on real mels: multi-resolution STFT (auraloss) + mel L1, as Vocos
+  and BigVGAN are trained before their discriminators matter.
+- `vocoder-gan`: a short adversarial fine-tune of that vocoder (hinge loss and feature matching
+  over period and multi-resolution spectrogram discriminators, mel L1 x 45 as Vocos weighs it),
+  which removes the frame-rate comb (16000 / 256 = 62.5 Hz) that losses on magnitudes leave in
+  silence.
+
+Every batch is a random crop of the library with `trainer.augment.augment` (levels, noise floors,
+rooms, silence). Weights are saved atomically every `save_every` steps; a run started again with
+`resume` continues from them (optimizer moments restart: a short warm-up absorbs that).
+"""
 from __future__ import annotations
 
 import json
@@ -11,14 +24,20 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from auraloss.freq import MultiResolutionSTFTLoss
 from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_target
-from engine.codec.losses import multi_resolution_stft_loss
-from engine.codec.starter import StarterCodec
+from engine.codec.starter import CODEC_VERSION, StarterCodec
+from trainer.augment import augment
 from trainer.data.windows import decode_audio
 
-PARTS = ("vae", "vocoder")
+PARTS = ("vae", "vocoder", "vocoder-gan")
+MEL_WEIGHT_GAN = 45.0  # Vocos's mel_loss_coeff
+QUIET_WEIGHT = 2.0      # extra weight on frames within 20 dB of the clip's floor
+FREQ_DIFF_WEIGHT = 1.0
+# BigVGAN's resolutions (n_fft, hop, window), as engine/codec/losses.py
+_STFT = dict(fft_sizes=[1024, 2048, 512], hop_sizes=[120, 240, 50], win_lengths=[600, 1200, 240])
 
 
 def load_waves(paths: list[Path], sample_rate: int, seconds: float) -> torch.Tensor:
@@ -37,57 +56,125 @@ def _crops(waves: torch.Tensor, batch: int, segment: int, gen: torch.Generator) 
     return torch.stack([waves[r, s:s + segment] for r, s in zip(rows.tolist(), starts.tolist())])
 
 
-def part_loss(codec: StarterCodec, part: str, wave: torch.Tensor, gen: torch.Generator,
-              kl_weight: float) -> tuple[torch.Tensor, dict]:
+def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
+             kl_weight: float) -> tuple[torch.Tensor, dict]:
     mel = codec.mel(wave)
-    if part == "vae":
-        posterior = codec.vae.encode(mel)
-        recon = codec.vae.decode(posterior.sample(gen))
-        mel_l1, kl = (recon - mel).abs().mean(), posterior.kl().mean()
-        return mel_l1 + kl_weight * kl, {"mel_l1": mel_l1.item(), "kl": kl.item()}
-    vocoded = codec.vocoder(mel).squeeze(1)
-    stft = multi_resolution_stft_loss(vocoded, wave)
-    mel_l1 = (codec.mel(vocoded) - mel).abs().mean()
-    return stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
+    posterior = codec.vae.encode(mel)
+    recon = codec.vae.decode(posterior.sample(gen))
+    error = (recon - mel).abs()
+    level = mel.mean(dim=1, keepdim=True)  # (B, 1, T) log10 level per frame
+    quiet = (level < level.amin(dim=-1, keepdim=True) + 2.0).float()
+    mel_l1 = error.mean()
+    quiet_l1 = (error * quiet).sum() / (quiet.sum() * mel.shape[1]).clamp_min(1.0)
+    freq_l1 = (recon.diff(dim=1) - mel.diff(dim=1)).abs().mean()
+    kl = posterior.kl().mean()
+    total = mel_l1 + QUIET_WEIGHT * quiet_l1 + FREQ_DIFF_WEIGHT * freq_l1 + kl_weight * kl
+    return total, {"mel_l1": mel_l1.item(), "quiet_l1": quiet_l1.item(),
+                   "freq_l1": freq_l1.item(), "kl": kl.item()}
 
 
-def fit_codec(waves: torch.Tensor, out: Path | str, *, part: str, steps: int, batch: int = 8,
-              segment: int = 8192, lr: float = 2e-4, kl_weight: float = 1e-4, seed: int = 0,
-              save_every: int = 200, resume: bool = False,
+class _VocoderLosses:
+    def __init__(self):
+        self.stft = MultiResolutionSTFTLoss(**_STFT)
+
+    def reconstruction(self, codec: StarterCodec, wave: torch.Tensor):
+        mel = codec.mel(wave)
+        vocoded = codec.vocoder(mel).squeeze(1)
+        stft = self.stft(vocoded[:, None], wave[:, None])
+        mel_l1 = (codec.mel(vocoded) - mel).abs().mean()
+        return vocoded, stft, mel_l1
+
+
+def _part_file(out_dir: Path, part: str) -> Path:
+    return out_dir / ("vae.safetensors" if part == "vae" else "vocoder.safetensors")
+
+
+def _load_part(codec: StarterCodec, path: Path, prefix: str) -> None:
+    state = load_file(str(path))
+    getattr(codec, prefix).load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items()})
+
+
+def _read_meta(out_dir: Path) -> dict:
+    path = out_dir / "progress.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int, batch: int = 16,
+              segment: int = 16384, lr: float = 5e-4, kl_weight: float = 1e-4, seed: int = 0,
+              save_every: int = 100, resume: bool = False,
               progress: Optional[Callable[[int, int, dict], None]] = None) -> StarterCodec:
-    """Train one part of the codec in `out` (codec.safetensors holds both parts)."""
+    """Train one part of the starter codec into `out_dir` (vae.safetensors or
+    vocoder.safetensors; `vocoder-gan` continues from the vocoder's weights)."""
     if part not in PARTS:
-        raise ValueError(f"codec part {part!r}: choose one of {PARTS}")
+        raise ValueError(f"codec part {part!r}: choose one of {', '.join(PARTS)}")
     if segment % 512:
         raise ValueError(f"segment {segment} must be a multiple of 512 samples")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    codec = StarterCodec()
-    start = 0
-    if out.exists():
-        state = load_file(str(out))
-        codec.load_state_dict(state, strict=True)
-        meta = json.loads((out.with_suffix(".json")).read_text()) if out.with_suffix(".json").exists() else {}
-        start = meta.get(f"{part}_steps", 0) if resume else 0
-    module = codec.vae if part == "vae" else codec.vocoder
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    codec = StarterCodec(CODEC_VERSION)
+    prefix = "vae" if part == "vae" else "vocoder"
+    target = _part_file(out_dir, part)
+    meta = _read_meta(out_dir)
+    start = meta.get(f"{part}_steps", 0) if resume else 0
+    if part == "vocoder-gan" and meta.get("vocoder_steps", 0) == 0:
+        raise ValueError(f"{out_dir}: train the vocoder (part 'vocoder') before 'vocoder-gan'")
+    if target.exists() and (resume or part == "vocoder-gan"):
+        _load_part(codec, target, prefix)
+    module = getattr(codec, prefix)
     optimizer = torch.optim.AdamW(module.parameters(), lr=lr, betas=(0.8, 0.99))
     warmup = 50
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, (start + s) / steps))))
-    gen = torch.Generator().manual_seed(seed + start)
+        optimizer, lambda s: min(1.0, (s + 1) / warmup)
+        * 0.5 * (1 + np.cos(np.pi * min(1.0, (start + s) / steps))))
+    gen = torch.Generator().manual_seed(seed + 7919 * start)
+    losses = _VocoderLosses()
+    disc = disc_opt = None
+    if part == "vocoder-gan":
+        from vocos.loss import DiscriminatorLoss, FeatureMatchingLoss, GeneratorLoss
+
+        from trainer.discriminators import VocoderDiscriminators
+        disc = VocoderDiscriminators()
+        disc_file = out_dir / "discriminators.safetensors"
+        if resume and disc_file.exists():
+            disc.load_state_dict(load_file(str(disc_file)))
+        disc_opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.8, 0.99))
+        hinge_d, hinge_g, matching = DiscriminatorLoss(), GeneratorLoss(), FeatureMatchingLoss()
     codec.train()
 
     def save(step: int) -> None:
-        meta = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
-        meta[f"{part}_steps"] = step
-        with atomic_target(out, overwrite=True) as tmp:
-            save_file({k: v.contiguous() for k, v in codec.state_dict().items()}, str(tmp))
-        with atomic_target(out.with_suffix(".json"), overwrite=True) as tmp:
-            tmp.write_text(json.dumps(meta))
+        state = {f"{prefix}.{k}": v.contiguous() for k, v in module.state_dict().items()}
+        with atomic_target(target, overwrite=True) as tmp:
+            save_file(state, str(tmp))
+        if disc is not None:
+            with atomic_target(out_dir / "discriminators.safetensors", overwrite=True) as tmp:
+                save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(tmp))
+        current = _read_meta(out_dir)  # parts run in parallel processes: merge, never clobber
+        current[f"{part}_steps"] = step
+        with atomic_target(out_dir / "progress.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(current))
 
     for step in range(start, steps):
-        wave = _crops(waves, batch, segment, gen)
-        loss, logs = part_loss(codec, part, wave, gen, kl_weight)
+        wave = augment(_crops(waves, batch, segment, gen), gen)
+        if part == "vae":
+            loss, logs = vae_loss(codec, wave, gen, kl_weight)
+        elif part == "vocoder":
+            _, stft, mel_l1 = losses.reconstruction(codec, wave)
+            loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
+        else:
+            vocoded, stft, mel_l1 = losses.reconstruction(codec, wave)
+            real_scores, _ = disc(wave)
+            fake_scores, _ = disc(vocoded.detach())
+            d_loss = hinge_d(real_scores, fake_scores)[0]
+            disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            disc_opt.step()
+            real_scores, real_maps = disc(wave)
+            fake_scores, fake_maps = disc(vocoded)
+            adv = hinge_g(fake_scores)[0]
+            fm = matching([[m.detach() for m in maps] for maps in real_maps], fake_maps)
+            loss = (adv + fm + MEL_WEIGHT_GAN * mel_l1 + stft).squeeze()
+            logs = {"adv": adv.item(), "fm": fm.item(), "d": d_loss.item(),
+                    "mel_l1": mel_l1.item(), "stft": stft.item()}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
@@ -98,3 +185,23 @@ def fit_codec(waves: torch.Tensor, out: Path | str, *, part: str, steps: int, ba
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save(step + 1)
     return codec.eval()
+
+
+def combine_parts(out_dir: Path | str, target: Path | str, *, half: bool = True) -> Path:
+    """The bundle's codec file from the trained parts. `half`: stored as float16 (loaded back to
+    float32; the rounding is far below what the ear or the evaluator resolves) to keep the
+    bundle within its size budget."""
+    out_dir = Path(out_dir)
+    state = {}
+    for part in ("vae", "vocoder"):
+        path = _part_file(out_dir, part)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: train the codec's {part} first")
+        state.update(load_file(str(path)))
+    codec = StarterCodec(CODEC_VERSION)
+    codec.load_state_dict(state, strict=True)  # refuses parts of another codec version
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    with atomic_target(Path(target), overwrite=True) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    return Path(target)

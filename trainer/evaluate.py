@@ -10,6 +10,7 @@ real audio are reported as the ceiling.
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections import defaultdict
@@ -26,9 +27,11 @@ from scipy import linalg
 from engine.features.base import VideoFeatures
 from trainer.classifier import AudioClassifier
 from trainer.data.windows import decode_audio
-from trainer.onsets import THRESHOLD, detect_onsets, f1_of, match_onsets
+from engine.analysis.onsets import THRESHOLD, detect_onsets, f1_of, match_onsets
+from trainer.synth.audio import synthesize
 from trainer.synth.scene import CLASS_NAMES, Scene, sample_scene
 from trainer.synth.writer import write_scene
+from trainer.timbre import event_tonality, frame_rate_comb
 
 BATCH = 16
 CLIP_LEVEL = 0.999
@@ -116,6 +119,9 @@ def audio_metrics(audio: torch.Tensor, scene_set: SceneSet, classifier: AudioCla
     loudness = [meter.integrated_loudness(w.astype(np.float64)) for w in audio.numpy()]
     loudness = [v for v in loudness if np.isfinite(v)]
     correct = (predicted == labels)
+    tonality = defaultdict(list)
+    for wave, scene in zip(audio.numpy(), scene_set.scenes):
+        tonality[scene.sound_class] += event_tonality(wave, scene.events, sample_rate)
     return {
         "onset_f1": f1, "onset_precision": precision, "onset_recall": recall,
         "onset_offset_ms": float(np.mean(offsets) * 1000),
@@ -125,20 +131,26 @@ def audio_metrics(audio: torch.Tensor, scene_set: SceneSet, classifier: AudioCla
         "clipping_fraction": float((audio.abs() >= CLIP_LEVEL).float().mean()),
         "loudness_lufs_mean": float(np.mean(loudness)) if loudness else float("-inf"),
         "silent_takes": len(audio) - len(loudness),
+        "comb_db": float(np.mean([frame_rate_comb(w, sample_rate) for w in audio.numpy()])),
         "per_class": {name: {"onset_f1": round(f1_of(per_class[name])[2], 4),
-                             "class_accuracy": round(float(correct[labels == i].float().mean()), 4)}
+                             "class_accuracy": round(float(correct[labels == i].float().mean()), 4),
+                             "tonality_db": round(float(np.mean(tonality[name])), 2)
+                             if tonality[name] else None}
                       for i, name in enumerate(CLASS_NAMES) if per_class[name]},
     }
 
 
 def evaluate(pipeline, classifier: AudioClassifier, *, scenes: int, seed: int, settings: dict,
              shuffle_video: bool = False, with_caption: bool = False,
-             scene_set: Optional[SceneSet] = None,
+             scene_set: Optional[SceneSet] = None, stages: bool = False,
              progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """`stages`: also the codec stages (`codec_stages`) on the same scenes."""
     scene_set = scene_set or prepare_scenes(pipeline, count=scenes, seed=seed, progress=progress)
     audio, seconds = generate_set(pipeline, scene_set, settings, shuffle_video=shuffle_video,
                                   with_caption=with_caption)
     metrics = audio_metrics(audio, scene_set, classifier, sample_rate=pipeline.sample_rate)
+    if stages:
+        metrics["stages"] = codec_stages(pipeline, scene_set, classifier, generated=audio)
     if scene_set.real_metrics is None:
         scene_set.real_metrics = audio_metrics(scene_set.reference, scene_set, classifier,
                                                sample_rate=pipeline.sample_rate)
@@ -151,6 +163,70 @@ def evaluate(pipeline, classifier: AudioClassifier, *, scenes: int, seed: int, s
                                             "frechet_distance")},
     })
     return metrics
+
+
+RINGING = ("metal", "glass")  # the classes whose partials the first codec lost (issue 14)
+STAGE_KEYS = ("class_accuracy", "onset_f1", "comb_db")
+
+
+def _stage_row(metrics: dict, real: dict) -> dict:
+    """Accuracy, onsets, comb, per-class accuracy and tonality, and the ringing classes'
+    tonality relative to the real audio of the same scenes."""
+    row = {k: round(float(metrics[k]), 4) for k in STAGE_KEYS}
+    row["per_class"] = {name: {"class_accuracy": v["class_accuracy"],
+                               "tonality_db": v["tonality_db"]}
+                        for name, v in metrics["per_class"].items()}
+    gaps = [metrics["per_class"][c]["tonality_db"] - real["per_class"][c]["tonality_db"]
+            for c in RINGING if c in metrics["per_class"]
+            and metrics["per_class"][c]["tonality_db"] is not None]
+    row["ringing_tonality_vs_real_db"] = round(float(np.mean(gaps)), 2) if gaps else None
+    return row
+
+
+def stft_floor(scene_set: SceneSet, audio: torch.Tensor) -> dict:
+    """Multi-resolution STFT distance of `audio` to the real audio per class, beside the floor:
+    the distance between two renderings of each scene that differ only in their noise (an
+    80-band mel does not carry the exact noise, so no codec can get under that floor)."""
+    from engine.codec.losses import multi_resolution_stft_loss
+    out = {}
+    for name in CLASS_NAMES:
+        rows = [i for i, sc in enumerate(scene_set.scenes) if sc.sound_class == name]
+        if not rows:
+            continue
+        other = torch.stack([torch.from_numpy(synthesize(dataclasses.replace(
+            scene_set.scenes[i], sound={**scene_set.scenes[i].sound,
+                                        "noise_seed": scene_set.scenes[i].sound["noise_seed"] + 1})))
+            for i in rows])[:, : scene_set.reference.shape[1]]
+        real = scene_set.reference[rows]
+        out[name] = {"distance": round(float(multi_resolution_stft_loss(audio[rows], real)), 4),
+                     "floor": round(float(multi_resolution_stft_loss(other, real)), 4)}
+    return out
+
+
+@torch.no_grad()
+def codec_stages(pipeline, scene_set: SceneSet, classifier: AudioClassifier,
+                 generated: Optional[torch.Tensor] = None) -> dict:
+    """Where timbre is kept or lost (issue 14), the same scenes at each stage: real audio, the
+    vocoder alone on the real mel, the codec round trip (encode, decode), and generated takes."""
+    codec, rate = pipeline.codec, pipeline.sample_rate
+    n = scene_set.reference.shape[1]
+    real = audio_metrics(scene_set.reference, scene_set, classifier, sample_rate=rate)
+    stages = {"real": scene_set.reference}
+    if all(hasattr(codec, part) for part in ("mel", "vocoder", "vae")):
+        stages["vocoder"] = torch.cat([codec.vocoder(codec.mel(chunk)).squeeze(1)[:, :n]
+                                       for chunk in scene_set.reference.split(BATCH)])
+    stages["codec_round_trip"] = torch.cat([codec.decode(codec.encode(chunk).mean)[:, :n]
+                                            for chunk in scene_set.reference.split(BATCH)])
+    if generated is not None:
+        stages["generated"] = generated
+    report = {}
+    for name, audio in stages.items():
+        metrics = real if name == "real" else audio_metrics(audio, scene_set, classifier,
+                                                            sample_rate=rate)
+        report[name] = _stage_row(metrics, real)
+        if name in ("vocoder", "codec_round_trip"):
+            report[name]["stft_vs_floor"] = stft_floor(scene_set, audio)
+    return report
 
 
 def threshold_sensitivity(audio: torch.Tensor, scene_set: SceneSet, sample_rate: int,

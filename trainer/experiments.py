@@ -1,11 +1,13 @@
 """The paper's experiments at our scale, on held-out synth scenes (issue 6 §4), for the model card:
 
   (a) 1 vs 2 / 4 / 8 / 25 steps: quality and time (paper Table 1's NFE axis);
-  (b) standard CFG vs CFG-scaled for w in {1, 1.5, 2.5, 3.5, 4.5}, one-step and multi-step
-      (paper Fig. 3);
+  (b) standard CFG vs CFG-scaled for w in {1, 1.5, 2, 3}, one-step and multi-step
+      (paper Fig. 3; issue 14's grid);
   (c) r != t ratio 10% / 30% / 60% (paper Fig. 4): bundles from short runs, given with --ablation;
-plus the gate at the bundle's defaults, the onset detector's threshold sensitivity and the control
-with video features shuffled across scenes.
+plus the gate at the bundle's defaults, the codec stages (real audio, the vocoder alone, the codec
+round trip, generated takes: class accuracy with the real-only classifier, tonality per class and
+the frame-rate comb; issue 14), the onset detector's threshold sensitivity, the control with video
+features shuffled across scenes, and spectrogram pictures (--pictures).
 
     python -m trainer.experiments --bundle engine/assets/starter --scenes 50 --seed 1 \\
         --out docs/starter_experiments.json [--ablation 10=runs/r10 30=runs/r30 60=runs/r60]
@@ -18,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-GUIDANCE = (1.0, 1.5, 2.5, 3.5, 4.5)
+GUIDANCE = (1.0, 1.5, 2.0, 3.0)
 STEPS = (1, 2, 4, 8, 25)
 KEYS = ("onset_f1", "onset_precision", "onset_recall", "onset_offset_ms", "class_accuracy",
         "frechet_distance", "clipping_fraction", "loudness_lufs_mean", "seconds_per_scene")
@@ -29,11 +31,11 @@ def _row(metrics: dict) -> dict:
 
 
 def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
-        multi_step: int = 4, log=print) -> dict:
+        multi_step: int = 4, pictures: Path | None = None, log=print) -> dict:
     from engine.pipeline import FoleyPipeline
     from trainer.classifier import load_classifier
-    from trainer.evaluate import (audio_metrics, evaluate, generate_set, prepare_scenes,
-                                  threshold_sensitivity)
+    from trainer.evaluate import (audio_metrics, codec_stages, evaluate, generate_set,
+                                  prepare_scenes, threshold_sensitivity)
 
     pipeline = FoleyPipeline(bundle)
     classifier = load_classifier()
@@ -63,6 +65,11 @@ def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
                                                        sample_rate=pipeline.sample_rate),
                                        "seconds_per_scene": 0.0})
     audio, _ = generate_set(pipeline, scene_set, base)
+    report["stages"] = codec_stages(pipeline, scene_set, classifier, generated=audio)
+    if pictures is not None:
+        from trainer.pictures import write_pictures
+        report["pictures"] = write_pictures(pictures, scene_set.scenes, {
+            "real": scene_set.reference, "round trip": coded, "generated": audio})
     report["threshold_sensitivity"] = threshold_sensitivity(audio, scene_set, pipeline.sample_rate)
     report["shuffled_video"] = _row(measure(base, shuffle_video=True))
     report["with_caption"] = _row(measure(base, with_caption=True))
@@ -104,6 +111,41 @@ def ablation_only(report: dict, ablation: dict[str, Path], log=print) -> dict:
     return report
 
 
+STAGE_LABELS = {"real": "real audio", "vocoder": "vocoder on the real mel",
+                "codec_round_trip": "codec round trip", "generated": "generated takes"}
+
+
+def stages_markdown(stages: dict) -> str:
+    """Where timbre is kept or lost: the real-only classifier's accuracy, the ringing classes'
+    tonality against real audio, the frame-rate comb, per class."""
+    classes = list(stages["real"]["per_class"])
+    lines = ["Codec stages (same scenes; classifier trained on real audio only):", "",
+             "| stage | class acc. | metal/glass tonality vs real, dB | comb in silence, dB | "
+             "onset F1 |", "|---|---|---|---|---|"]
+    for name, row in stages.items():
+        gap = row["ringing_tonality_vs_real_db"]
+        lines.append(f"| {STAGE_LABELS.get(name, name)} | {row['class_accuracy']:.3f} | "
+                     f"{'0' if name == 'real' else f'{gap:+.1f}' if gap is not None else '-'} | "
+                     f"{row['comb_db']:.1f} | {row['onset_f1']:.3f} |")
+    lines += ["", "Per class, accuracy / tonality (dB, peak over median after each event):", "",
+              "| stage | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for name, row in stages.items():
+        cells = [f"{row['per_class'][c]['class_accuracy']:.2f} / "
+                 f"{row['per_class'][c]['tonality_db']:.0f}" for c in classes]
+        lines.append(f"| {STAGE_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+    floors = [(name, row["stft_vs_floor"]) for name, row in stages.items() if "stft_vs_floor" in row]
+    if floors:
+        lines += ["", "Multi-resolution STFT distance to the real audio per class, beside its floor "
+                      "(two renderings of the same scene that differ only in their noise):", "",
+                  "| stage | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+        first = floors[0][1]
+        lines.append("| floor | " + " | ".join(f"{first[c]['floor']:.2f}" for c in classes) + " |")
+        for name, table in floors:
+            lines.append(f"| {STAGE_LABELS.get(name, name)} | "
+                         + " | ".join(f"{table[c]['distance']:.2f}" for c in classes) + " |")
+    return "\n".join(lines)
+
+
 def markdown(report: dict) -> str:
     def fmt(row):
         return (f"| {row['onset_f1']:.3f} | {row['onset_offset_ms']:.1f} | "
@@ -134,6 +176,8 @@ def markdown(report: dict) -> str:
                   "| ratio | steps " + head, "|---|---|---|---|---|---|"]
         for label, row in report["ratio_ablation"].items():
             lines.append(f"| {label}% | {row['steps']} " + fmt(row))
+    if "stages" in report:
+        lines += ["", stages_markdown(report["stages"])]
     lines += ["", "Onset detector threshold sensitivity (F1 of the gate takes): "
               + ", ".join(f"{k}: {v:.3f}" for k, v in report["threshold_sensitivity"].items())]
     return "\n".join(lines) + "\n"
@@ -147,6 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ablation", nargs="*", default=[], help="LABEL=BUNDLE pairs")
+    parser.add_argument("--pictures", type=Path, default=None,
+                        help="folder for the spectrogram pictures of the model card")
     parser.add_argument("--ablation-only", action="store_true",
                         help="add table (c) to the existing --out report")
     args = parser.parse_args(argv)
@@ -154,7 +200,8 @@ def main(argv=None) -> int:
     if args.ablation_only:
         report = ablation_only(json.loads(args.out.read_text()), ablation)
     else:
-        report = run(args.bundle, scenes=args.scenes, seed=args.seed, ablation=ablation)
+        report = run(args.bundle, scenes=args.scenes, seed=args.seed, ablation=ablation,
+                     pictures=args.pictures)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))

@@ -183,7 +183,8 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
             clip, sync, text = drop_conditions(
                 network, batch["clip"].to(device), batch["sync"].to(device),
                 batch["text"].to(device), gen, video_p=recipe.video_dropout,
-                text_p=recipe.text_dropout, has_video=batch["has_video"].to(device).bool())
+                text_p=recipe.text_dropout, joint_p=recipe.joint_dropout,
+                has_video=batch["has_video"].to(device).bool())
             noise = torch.randn(latent.shape, generator=gen).to(device)
             s, e = sampler.sample(latent.shape[0], gen, device=device)
             # every rank drew the global batch's randomness; each trains on its own slice

@@ -32,6 +32,7 @@ class Recipe:
     adaptive_c: float
     video_dropout: float
     text_dropout: float
+    joint_dropout: float = 0.0  # both conditions at once, on top of the independent drops
 
     def lr_factor(self, step: int) -> float:
         """Linear warm-up, then x decay_factor at each decay step (paper §3.2)."""
@@ -50,7 +51,8 @@ def load_recipe(name_or_path: str) -> Recipe:
     flat = {"name": path.stem, **data.get("optim", {}), **data.get("train", {}),
             **data.get("meanflow", {}),
             "video_dropout": data.get("dropout", {}).get("video"),
-            "text_dropout": data.get("dropout", {}).get("text")}
+            "text_dropout": data.get("dropout", {}).get("text"),
+            "joint_dropout": data.get("dropout", {}).get("joint", 0.0)}
     flat["betas"] = tuple(flat.get("betas", ()))
     flat["decay_steps"] = tuple(flat.get("decay_steps", ()))
     names = {f.name for f in fields(Recipe)}

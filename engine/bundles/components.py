@@ -10,13 +10,28 @@ def load_codec(bundle: Bundle):
     """The bundle's codec: `encode(wave) -> posterior`, `decode(latent) -> wave`."""
     codec = bundle.manifest.get("codec") or {}
     if codec.get("kind") == "starter":
-        from engine.codec.starter import StarterCodec
+        from engine.codec.starter import CODEC_VERSIONS, StarterCodec
         state = bundle.extra.get(codec.get("file", STARTER_CODEC_FILE))
         if state is None:
             raise BundleError(f"{bundle.path}: the starter codec file "
                               f"{codec.get('file', STARTER_CODEC_FILE)!r} is missing")
-        model = StarterCodec()
-        model.load_state_dict(state, strict=True)
+        version = codec.get("version", 1)  # bundles made before versions were recorded hold v1
+        if version not in CODEC_VERSIONS:
+            raise BundleError(f"{bundle.path}: starter codec version {version!r} is newer than "
+                              f"this engine knows ({max(CODEC_VERSIONS)}); update MF-MJT Foley")
+        model = StarterCodec(version)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(f"{bundle.path}: the starter codec file does not match codec "
+                              f"version {version} ({str(exc).splitlines()[0]}); re-export the "
+                              f"bundle") from None
+        expected = bundle.network.config.latent_dim
+        if model.latent_channels != expected:
+            raise BundleError(f"{bundle.path}: the network expects {expected}-channel latents but "
+                              f"its starter codec (version {version}) makes "
+                              f"{model.latent_channels}; re-export the bundle with the codec it "
+                              f"was trained on")
         return model.eval()
     if "vae" in codec and "mel" in codec:
         return _official_codec(bundle, codec)
@@ -66,5 +81,7 @@ def load_encoder(bundle: Bundle):
 
 def starter_descriptors(encoder_seed: int) -> tuple[dict, dict]:
     """Manifest entries (codec, encoders) of a bundle built on the starter stack."""
-    return ({"kind": "starter", "file": STARTER_CODEC_FILE, "sampling_rate": 16000},
+    from engine.codec.starter import CODEC_VERSION
+    return ({"kind": "starter", "version": CODEC_VERSION, "file": STARTER_CODEC_FILE,
+             "sampling_rate": 16000},
             {"kind": "starter", "seed": encoder_seed})

@@ -14,6 +14,6 @@ from engine.codec.griffinlim import GriffinLimVocoder
 
 __all__ += ["GriffinLimVocoder"]
 from engine.codec.losses import multi_resolution_stft_loss
-from engine.codec.starter import STARTER_VAE, STARTER_VOCODER, StarterCodec
+from engine.codec.starter import CODEC_VERSION, STARTER_VAE, STARTER_VOCODER, StarterCodec
 
-__all__ += ["STARTER_VAE", "STARTER_VOCODER", "StarterCodec", "multi_resolution_stft_loss"]
+__all__ += ["CODEC_VERSION", "STARTER_VAE", "STARTER_VOCODER", "StarterCodec", "multi_resolution_stft_loss"]

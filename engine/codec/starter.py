@@ -1,9 +1,15 @@
 """The starter codec of the embedded model: small enough to train and run on a CPU.
 
-Mel front end MEL_16K, a small configuration of the same magnitude-preserving VAE (80 mel -> 8
-latent channels at 31.25 tokens/s), and a small BigVGAN generator (hop 256) as the vocoder.
-`training_losses` is the entry point the trainer calls: mel L1 + KL for the VAE, and
-multi-resolution STFT + mel L1 for the vocoder (trained on real mels, as BigVGAN is).
+Two versions, recorded in a bundle's manifest (`codec.version`), so that a bundle made with the
+first still loads and generates exactly as it did:
+  1  MEL_16K, a magnitude-preserving VAE to 8 latent channels at 31.25 tokens/s (hidden 64) and a
+     small BigVGAN vocoder (hop 256), trained without discriminators. Its round trip lost the
+     timbre of ringing and tonal sounds (issue 14: a metal plate's partials became a buzzy comb).
+  2  MEL_16K, the same VAE family with MMAudio's 16 kHz latent width, 20 channels at 31.25
+     tokens/s (MODEL.md §5) and hidden 128, and a Vocos vocoder (ConvNeXt + iSTFT head) trained
+     with mel / multi-resolution STFT losses, then lightly adversarially.
+`training_losses` is the quick joint loss the tests and small trainer runs use; the starter's
+own codec training (trainer/codec_fit.py) trains each part on its own.
 """
 from __future__ import annotations
 
@@ -17,13 +23,20 @@ from engine.codec.bigvgan import BigVGANConfig, BigVGANGenerator
 from engine.codec.losses import multi_resolution_stft_loss
 from engine.codec.mel import MEL_16K, MelConverter
 from engine.codec.vae import LatentPosterior, MelVAE, VAEConfig
+from engine.codec.vocos_vocoder import VocosConfig, VocosVocoder
 
-STARTER_VAE = VAEConfig(data_dim=80, embed_dim=8, hidden_dim=64, ch_mult=(1, 2, 2),
+STARTER_VAE_V1 = VAEConfig(data_dim=80, embed_dim=8, hidden_dim=64, ch_mult=(1, 2, 2),
+                           num_res_blocks=1)
+STARTER_VOCODER_V1 = BigVGANConfig(num_mels=80, upsample_rates=(4, 4, 4, 4),
+                                   upsample_kernel_sizes=(8, 8, 8, 8), upsample_initial_channel=128,
+                                   resblock_kernel_sizes=(3, 7), resblock_dilations=((1, 3), (1, 3)),
+                                   sampling_rate=16000)
+STARTER_VAE = VAEConfig(data_dim=80, embed_dim=20, hidden_dim=128, ch_mult=(1, 2, 2),
                         num_res_blocks=1)
-STARTER_VOCODER = BigVGANConfig(num_mels=80, upsample_rates=(4, 4, 4, 4),
-                                upsample_kernel_sizes=(8, 8, 8, 8), upsample_initial_channel=128,
-                                resblock_kernel_sizes=(3, 7), resblock_dilations=((1, 3), (1, 3)),
-                                sampling_rate=16000)
+STARTER_VOCODER = VocosConfig(num_mels=80, dim=256, intermediate_dim=768, num_layers=8,
+                              n_fft=1024, hop=256)
+CODEC_VERSION = 2
+CODEC_VERSIONS = {1: (STARTER_VAE_V1, STARTER_VOCODER_V1), 2: (STARTER_VAE, STARTER_VOCODER)}
 
 
 @dataclass
@@ -35,24 +48,33 @@ class CodecLosses:
 
 
 class StarterCodec(nn.Module):
-    def __init__(self, vae: VAEConfig = STARTER_VAE, vocoder: BigVGANConfig = STARTER_VOCODER):
+    def __init__(self, version: int = CODEC_VERSION):
         super().__init__()
-        if vocoder.hop != MEL_16K.hop or vae.data_dim != MEL_16K.n_mels:
-            raise ValueError("the starter vocoder hop and VAE mel bins must match MEL_16K")
+        if version not in CODEC_VERSIONS:
+            raise ValueError(f"starter codec version {version!r} is not one this engine knows "
+                             f"({', '.join(map(str, CODEC_VERSIONS))}); update MF-MJT Foley")
+        vae, vocoder = CODEC_VERSIONS[version]
+        self.version = version
         self.mel = MelConverter(MEL_16K)
         self.vae = MelVAE(vae)
-        self.vocoder = BigVGANGenerator(vocoder)
+        self.vocoder = BigVGANGenerator(vocoder) if version == 1 else VocosVocoder(vocoder)
+        if vocoder.hop != MEL_16K.hop or vae.data_dim != MEL_16K.n_mels:
+            raise ValueError("the starter vocoder hop and VAE mel bins must match MEL_16K")
 
     @property
     def sampling_rate(self) -> int:
         return MEL_16K.sampling_rate
 
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.cfg.embed_dim
+
     def encode(self, wave: torch.Tensor) -> LatentPosterior:
-        """(B, samples) -> posterior over (B, 8, samples / 512)."""
+        """(B, samples) -> posterior over (B, channels, samples / 512)."""
         return self.vae.encode(self.mel(wave))
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, 8, T) -> (B, T * 512) waveform."""
+        """(B, channels, T) -> (B, T * 512) waveform."""
         return self.vocoder(self.vae.decode(latent)).squeeze(1)
 
     def training_losses(self, wave: torch.Tensor, *, kl_weight: float = 1e-4,

@@ -10,10 +10,12 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
+from engine.analysis.sync import motion_envelope
 from engine.media.decode import FrameSpec
 
 SYNC_SEGMENT_FRAMES = 16
@@ -34,6 +36,9 @@ def sync_segment_starts(n_frames: int) -> list[int]:
 class VideoFeatures:
     clip: torch.Tensor  # (N_clip, clip_dim) float32
     sync: torch.Tensor  # (N_sync, sync_dim) float32, N_sync = segments * 8
+    # (N_sync_frames,) the picture's motion envelope at the sync rate (engine/analysis/sync.py),
+    # for the per-take sync score; None where frames were never seen (training caches)
+    motion: Optional[torch.Tensor] = None
 
 
 class FeatureEncoder(ABC):
@@ -63,3 +68,11 @@ class FeatureEncoder(ABC):
     @abstractmethod
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """(B, text_len, text_dim) float32; '' gives the empty-string features."""
+
+
+def encode_range(encoder: FeatureEncoder, clip_frames: np.ndarray,
+                 sync_frames: np.ndarray) -> VideoFeatures:
+    """The encoder's features of a range plus its motion envelope (for the sync score)."""
+    feats = encoder.encode_video(clip_frames, sync_frames)
+    feats.motion = torch.from_numpy(motion_envelope(sync_frames))
+    return feats

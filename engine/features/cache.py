@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_target
-from engine.features.base import FeatureEncoder, VideoFeatures
+from engine.features.base import FeatureEncoder, VideoFeatures, encode_range
 from engine.media.decode import decode_frames
 from engine.media.errors import MediaError
 from engine.media.timing import TimeValue, as_fraction
@@ -70,7 +70,10 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as fh:
                 if (fh.metadata() or {}).get("key") != key:
                     raise ValueError("key mismatch")
-                feats = VideoFeatures(clip=fh.get_tensor("clip"), sync=fh.get_tensor("sync"))
+                if "motion" not in fh.keys():  # written before sync scores: compute again
+                    raise KeyError("motion")
+                feats = VideoFeatures(clip=fh.get_tensor("clip"), sync=fh.get_tensor("sync"),
+                                      motion=fh.get_tensor("motion"))
             os.utime(path)  # most recently used
             return feats
         except FileNotFoundError:
@@ -82,8 +85,10 @@ class FeatureCache:
     def put(self, key: str, feats: VideoFeatures) -> Path:
         path = self._path(key)
         with atomic_target(path, overwrite=True) as tmp:  # same key, same content
-            save_file({"clip": feats.clip.contiguous(), "sync": feats.sync.contiguous()}, str(tmp),
-                      metadata={"key": key})
+            tensors = {"clip": feats.clip.contiguous(), "sync": feats.sync.contiguous()}
+            if feats.motion is not None:
+                tensors["motion"] = feats.motion.contiguous()
+            save_file(tensors, str(tmp), metadata={"key": key})
         self.evict()
         return path
 
@@ -113,7 +118,7 @@ class FeatureCache:
             return cached
         clip_frames, sync_frames = decoder(media, start, duration,
                                            (encoder.clip_spec, encoder.sync_spec))
-        feats = encoder.encode_video(clip_frames, sync_frames)
+        feats = encode_range(encoder, clip_frames, sync_frames)
         try:
             self.put(key, feats)
         except OSError as err:  # a read-only or full cache folder costs speed, not the take

@@ -111,7 +111,7 @@ _AUDIO_44K = dict(sampling_rate=44100, latent_hop=1024)
 
 PRESETS: dict[str, NetworkConfig] = {
     # a few thousand parameters per block: for tests and toy runs only
-    "tiny": NetworkConfig(latent_dim=8, hidden_dim=64, num_heads=2, depth=3, fused_depth=1,
+    "tiny": NetworkConfig(latent_dim=20, hidden_dim=64, num_heads=2, depth=3, fused_depth=1,
                           clip_dim=32, sync_dim=16, text_dim=32, text_seq_len=8, **_AUDIO_16K),
     "small_16k": NetworkConfig(latent_dim=20, hidden_dim=448, num_heads=7, depth=12,
                                fused_depth=8, **_AUDIO_16K),
@@ -124,8 +124,9 @@ PRESETS: dict[str, NetworkConfig] = {
     "large_44k_v2": NetworkConfig(latent_dim=40, hidden_dim=896, num_heads=14, depth=21,
                                   fused_depth=14, v2=True, **_AUDIO_44K),
     # the embedded starter model: starter encoders (engine/features/starter.py), the starter codec
-    # (8 latent channels at 31.25 tokens/s), trained on 4 s synth scenes (trainer/synth)
-    "starter": NetworkConfig(latent_dim=8, hidden_dim=96, num_heads=3, depth=4, fused_depth=2,
+    # (version 2: 20 latent channels at 31.25 tokens/s), trained on 4 s synth scenes
+    # (trainer/synth); bundles of the 8-channel version 1 keep their config in their manifest
+    "starter": NetworkConfig(latent_dim=20, hidden_dim=96, num_heads=3, depth=4, fused_depth=2,
                              clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16,
                              training_duration=4.0, **_AUDIO_16K),
 }

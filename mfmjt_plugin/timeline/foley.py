@@ -26,6 +26,7 @@ class FoleySettings:
     prompt: str = ""
     negative_prompt: str = ""
     takes: int = 1
+    best_of: Optional[int] = None  # candidates per segment; the `takes` best in sync are kept
     guidance: Optional[float] = None
     mode: Optional[str] = None
     steps: Optional[int] = None
@@ -237,7 +238,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
                                   guidance=settings.guidance, mode=settings.mode,
                                   steps=settings.steps,
                                   seed=(settings.seed + 1000 * index) % 2 ** 64,
-                                  takes=settings.takes)
+                                  takes=settings.takes, best_of=settings.best_of)
         result = pipeline.generate(request)
         clip = _slug(MEDIA_SUFFIX.sub("", segment.clip_name))
         stem = f"{_slug(timeline.name)}_{clip}_FOLEY_{_slug(settings.prompt)}"

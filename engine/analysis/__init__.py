@@ -1,0 +1,1 @@
+"""Measurements on sound and picture that the engine reports with its takes (onsets, sync)."""

@@ -1,0 +1,71 @@
+"""Training the starter codec (issue 14): each part trains, resumes and lands in its own file;
+the GAN fine-tune starts from the vocoder; the parts combine into the bundle's codec file."""
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.codec.starter import StarterCodec
+from trainer.codec_fit import combine_parts, fit_codec
+
+
+def _waves(n=4, seconds=1.5):
+    t = torch.arange(int(16000 * seconds)) / 16000
+    rings = [0.3 * torch.sin(2 * math.pi * f * t) * torch.exp(-t / 0.3) for f in (420, 1160, 2100)]
+    noise = 0.1 * torch.randn(len(t), generator=torch.Generator().manual_seed(0))
+    return torch.stack(rings + [noise])[:n]
+
+
+def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
+    torch.manual_seed(0)
+    logs = []
+    fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
+              progress=lambda s, n, l: logs.append((s, set(l))))
+    assert [s for s, _ in logs] == [1, 2, 3]
+    assert logs[0][1] == {"mel_l1", "quiet_l1", "freq_l1", "kl"}
+    assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
+    assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
+        {f"vae.{k}" for k in StarterCodec().vae.state_dict()}
+    resumed = []
+    fit_codec(_waves(), tmp_path, part="vae", steps=5, batch=2, segment=4096, resume=True,
+              progress=lambda s, n, l: resumed.append(s))
+    assert resumed == [4, 5]  # continues after the saved step, not from 0
+
+    with pytest.raises(ValueError, match="train the vocoder"):
+        fit_codec(_waves(), tmp_path, part="vocoder-gan", steps=1, batch=2, segment=4096)
+    fit_codec(_waves(), tmp_path, part="vocoder", steps=2, batch=2, segment=4096)
+    before = load_file(str(tmp_path / "vocoder.safetensors"))
+    gan_logs = []
+    fit_codec(_waves(), tmp_path, part="vocoder-gan", steps=1, batch=2, segment=4096,
+              progress=lambda s, n, l: gan_logs.append(l))
+    assert set(gan_logs[0]) == {"adv", "fm", "d", "mel_l1", "stft"}
+    after = load_file(str(tmp_path / "vocoder.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it fine-tuned those weights
+    assert (tmp_path / "discriminators.safetensors").exists()
+    # the parts ran as separate processes writing one progress file: none clobbered another
+    assert json.loads((tmp_path / "progress.json").read_text()) == \
+        {"vae_steps": 5, "vocoder_steps": 2, "vocoder-gan_steps": 1}
+
+
+def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train the codec's vae first"):
+        combine_parts(tmp_path, tmp_path / "codec.safetensors")
+    fit_codec(_waves(), tmp_path, part="vae", steps=1, batch=2, segment=4096)
+    fit_codec(_waves(), tmp_path, part="vocoder", steps=1, batch=2, segment=4096)
+    path = combine_parts(tmp_path, tmp_path / "codec.safetensors")
+    state = load_file(str(path))
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    codec = StarterCodec()
+    codec.load_state_dict(state, strict=True)  # loads back into the float32 modules
+    vocoder = load_file(str(tmp_path / "vocoder.safetensors"))
+    key = next(k for k in vocoder if k.endswith("pwconv1.weight"))
+    assert torch.allclose(codec.state_dict()[key], vocoder[key], rtol=1e-3, atol=1e-4)
+
+
+def test_bad_settings_are_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="choose one of vae, vocoder, vocoder-gan"):
+        fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
+    with pytest.raises(ValueError, match="multiple of 512"):
+        fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)
