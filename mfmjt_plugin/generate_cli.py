@@ -106,7 +106,7 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
         result = pipeline.generate(request, progress=progress)
     began = time.perf_counter()
     provenance = {"bundle": str(pipeline.bundle.path), "network_sha256": pipeline.bundle.network_sha256,
-                  **result.settings, "seed": seed, "prompt": prompt,
+                  "codec_version": getattr(pipeline.codec, "version", None), **result.settings, "seed": seed, "prompt": prompt,
                   "negative_prompt": negative_prompt}
     # the takes carry the source's time of day: its timecode track plus the range start
     source_start = timecode_seconds(info.timecode, info.frame_rate or Fraction(25)) \

@@ -35,6 +35,14 @@ def add_parser(sub) -> None:
     fit.add_argument("--max-steps", type=whole_number(minimum=1, maximum=10 ** 9))
     fit.add_argument("--lora", type=whole_number(minimum=0, maximum=1024), default=0, help="LoRA rank (0: full fine-tune)")
     fit.add_argument("--freeze", nargs="*", default=[], help="parameter name prefixes to freeze")
+    codec = tsub.add_parser("codec", help="train the starter codec (VAE and vocoder) on a sound "
+                                          "library (resumable)")
+    codec.add_argument("library")
+    codec.add_argument("--out", required=True, help="folder for the codec's parts and codec file")
+    codec.add_argument("--part", choices=["vae", "vocoder", "vocoder-gan", "all"], default="all")
+    codec.add_argument("--steps", type=whole_number(minimum=1, maximum=10 ** 7), default=2000,
+                       help="steps per part (the GAN fine-tune: a tenth of them)")
+    codec.add_argument("--resume", action="store_true")
     exp = tsub.add_parser("export", help="write a run's EMA weights as a bundle")
     exp.add_argument("--run", required=True)
     exp.add_argument("--out", required=True)
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from mfmjt_plugin import train_run
     from engine.bundles import BundleError
     try:
-        return {"cache": train_run.cache, "fit": train_run.fit,
+        return {"cache": train_run.cache, "fit": train_run.fit, "codec": train_run.codec,
                 "export": train_run.export,
                 "evaluate": train_run.evaluate}[args.train_command](args)
     except (BundleError, ValueError) as err:

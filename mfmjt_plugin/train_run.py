@@ -122,6 +122,38 @@ def fit(args: argparse.Namespace) -> int:
     return 0 if result.status == "finished" else 130
 
 
+def codec(args: argparse.Namespace) -> int:
+    """`mfmjt train codec LIBRARY --out DIR`: the starter codec's parts on a studio library."""
+    from tqdm import tqdm
+
+    from trainer.codec_fit import combine_parts, fit_codec
+    from trainer.codec_library import library_clips
+    out = Path(args.out)
+    if not args.resume and (out / "progress.json").exists():
+        raise ValueError(f"{out} already holds a codec run; add --resume to continue it or "
+                         f"choose a new --out folder")
+    with tqdm(desc="reading the library", unit="file", leave=False) as bar:
+        clips = library_clips(args.library, progress=lambda d, n: (
+            setattr(bar, "total", n), bar.update(d - bar.n)))
+    print(f"{clips.files} files, {len(clips.waves)} clips of 4 s; "
+          f"{len(clips.skipped)} skipped, {len(clips.clipped_files)} clipping")
+    for path, reason in clips.skipped:
+        print(f"  skipped {path}: {reason}")
+    for path in clips.clipped_files:
+        print(f"  clipping (kept; the codec learns it): {path}")
+    parts = ["vae", "vocoder", "vocoder-gan"] if args.part == "all" else [args.part]
+    for part in parts:
+        steps = max(1, args.steps // 10) if part == "vocoder-gan" else args.steps
+        batch, segment = (8, 8192) if part == "vocoder-gan" else (16, 16384)
+        with tqdm(total=steps, desc=part, unit="step") as bar:
+            fit_codec(clips.waves, out, part=part, steps=steps, batch=batch, segment=segment,
+                      resume=args.resume or part == "vocoder-gan",
+                      progress=lambda step, total, logs: bar.update(step - bar.n))
+    if (out / "vae.safetensors").exists() and (out / "vocoder.safetensors").exists():
+        print(f"codec: {combine_parts(out, out / 'codec.safetensors')}")
+    return 0
+
+
 def export(args: argparse.Namespace) -> int:
     from engine.bundles import load_bundle
     from trainer.checkpoint import latest_checkpoint

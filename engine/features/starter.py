@@ -20,7 +20,9 @@ from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder,
                                   VideoFeatures, sync_segment_starts)
 from engine.media.decode import CLIP_FRAMES, SYNC_FRAMES
 
-ALGORITHM_VERSION = 3
+# 4: features unchanged from 3; cache entries now carry the picture's motion envelope (sync
+# score) and serve the codec-v2 starter, so entries of earlier versions are never reused
+ALGORITHM_VERSION = 4
 GRID = 4
 FLOW_SIZE = 64  # optical flow on a 64 x 64 grey image: coarse and fast
 HUE_BINS = 16

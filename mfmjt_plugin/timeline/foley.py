@@ -249,6 +249,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         metadata = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
                     "seed": request.seed, **result.settings,
                     "model_sha256": pipeline.bundle.network_sha256, "version": version,
+                    "codec_version": getattr(pipeline.codec, "version", None),
                     "source_clip": segment.clip_name}
         delivered = write_takes(result, request, out_dir, preview=False, provenance=metadata,
                                 record_start=record_body, frame_rate=frame_rate, paths=paths,
