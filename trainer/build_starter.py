@@ -1,19 +1,21 @@
-"""The one command that rebuilds the embedded starter model from nothing (issue 6):
+"""The one command that rebuilds the embedded starter model from nothing (issues 6 and 14):
 
     python -m trainer.build_starter all --out runs/starter
 
-Stages (each resumable; `all` runs data, vae, then cache and fit on one core while another
-runs vocoder, classifier and ablation; then export, defaults and demo):
-  data        synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
-  vae         the starter codec's VAE on 600 train clips
-  cache       latents (VAE posterior) and starter features of every train scene
-  fit         the `starter` network with the `starter` recipe on the cache
-  vocoder     the starter codec's BigVGAN vocoder (independent of the VAE)
-  classifier  the evaluator's audio classifier on 1500 train clips (trainer/assets)
-  export      the bundle: EMA network + codec + starter encoders + defaults
-  defaults    the default guidance strength, chosen on held-out scenes that the gate never uses
-  demo        the demo clip (engine/assets/demo)
-  ablation    short runs for the r != t ratio experiment (model card, table c)
+Stages (each resumable; `all` runs data; the codec (VAE on one core, vocoder then its GAN
+fine-tune on the other); the cache as soon as the VAE is done; the network with the evaluator's
+classifier beside it; then export, defaults and demo):
+  data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
+  codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-gan` side by side,
+               then codec/codec.safetensors (float16)
+  vae, vocoder, vocoder-gan   one part of the codec on its own (1600 train clips, augmented)
+  cache        latents (VAE posterior) and starter features of every train scene
+  fit          the `starter` network with the `starter` recipe on the cache
+  classifier   the evaluator's classifier on 1500 train clips, real audio only (trainer/assets)
+  export       the bundle: EMA network + codec + starter encoders + defaults
+  defaults     the default guidance strength, chosen on held-out scenes that the gate never uses
+  demo         the demo clip (engine/assets/demo)
+  ablation     short runs for the r != t ratio experiment (model card, table c)
 Every stage uses one thread per process (two processes where it parallelises), as on the 2-core
 CPU the model card reports.
 """
@@ -83,13 +85,16 @@ def _vocoder_chain(out: Path) -> None:
     _codec_part(out, "vocoder-gan", VOCODER_GAN)
 
 
-def stage_codec(out: Path) -> None:
+def stage_codec(out: Path, *, then=None) -> None:
     """The VAE on this process's thread and the vocoder (then its GAN fine-tune) on the other,
-    then the codec file the bundle carries."""
+    then the codec file the bundle carries. `then`: work that needs only the VAE (the cache),
+    started as soon as the VAE is trained, beside the vocoder's fine-tune."""
     from trainer.codec_fit import combine_parts
     side = mp.get_context("spawn").Process(target=_vocoder_chain, args=(out,))
     side.start()
     _codec_part(out, "vae", VAE)
+    if then is not None:
+        then()
     side.join()
     if side.exitcode:
         raise SystemExit(f"the vocoder training failed ({side.exitcode})")
@@ -106,6 +111,19 @@ def _load_codec(out: Path):
     return codec.eval()
 
 
+def _encoding_codec(out: Path):
+    """The codec the cache encodes with: only the VAE matters, so the cache can start while the
+    vocoder still trains; its weights rounded to float16 exactly as the bundle ships them
+    (`combine_parts`), so the network trains on the latents the shipped encoder gives."""
+    from safetensors.torch import load_file
+
+    from engine.codec.starter import StarterCodec
+    codec = StarterCodec()
+    state = load_file(str(out / "codec" / "vae.safetensors"))
+    codec.vae.load_state_dict({k[len("vae."):]: v.half().float() for k, v in state.items()})
+    return codec.eval()
+
+
 def _cache_part(args) -> None:
     torch.set_num_threads(1)
     from engine.features.starter import StarterEncoder
@@ -114,7 +132,7 @@ def _cache_part(args) -> None:
     out, part = args
     report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
     report.items = report.items[part::WORKERS]
-    summary = build_cache(report, out / "cache" / f"part-{part}", codec=_load_codec(out),
+    summary = build_cache(report, out / "cache" / f"part-{part}", codec=_encoding_codec(out),
                           encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000,
                           files_per_shard=32)
     _log("cache", f"part {part}: {summary.windows} windows")
@@ -290,7 +308,9 @@ def main(argv=None) -> int:
     stage = args.stage
     if stage in ("all", "data"):
         stage_data(out)
-    if stage in ("all", "codec"):
+    if stage == "all":  # the cache needs only the VAE: it runs while the vocoder trains
+        stage_codec(out, then=lambda: stage_cache(out))
+    if stage == "codec":
         stage_codec(out)
     if stage == "vae":
         _codec_part(out, "vae", VAE)
@@ -302,7 +322,7 @@ def main(argv=None) -> int:
     if stage == "all":  # one core: the classifier, beside cache and fit
         side = mp.get_context("spawn").Process(target=_side_chain, args=(out, CLASSIFIER_PATH))
         side.start()
-    if stage in ("all", "cache"):
+    if stage == "cache":
         stage_cache(out)
     if stage in ("all", "fit"):
         stage_fit(out, max_steps=args.max_steps)
