@@ -78,6 +78,10 @@ def test_foley_for_the_whole_timeline_lands_frame_exact_in_a_new_version(tmp_pat
     assert first.source_range.start_time == RT(0, RATE)
     assert first.metadata[METADATA_KEY]["prompt"] == "knocks"
     assert first.metadata[METADATA_KEY]["take"] == 1
+    # each placed take carries its own seed and sync score, as the report does
+    assert first.metadata[METADATA_KEY]["take_seed"] == report["takes"][0]["seed"]
+    assert first.metadata[METADATA_KEY]["sync_score"] == report["takes"][0]["sync_score"]
+    assert 0.0 <= report["takes"][0]["sync_score"] <= 1.0
     assert len(result.tracks.markers) == 3
     assert result.tracks.markers[2].marked_range == TR(RT(50, RATE), RT(30, RATE))
     # the WAV: 48 kHz / 24-bit, head + body + tail in whole frames, timecode of its first sample

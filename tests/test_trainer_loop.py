@@ -155,14 +155,14 @@ def test_new_network_uses_cache_statistics_and_export_writes_the_ema(shards, tmp
     from safetensors.torch import save_file as save
     from trainer.export import export_checkpoint, new_network
     from trainer.cache import STATS_FILE
-    stats = {"mean": torch.arange(8.0), "std": torch.full((8,), 2.0)}
+    stats = {"mean": torch.arange(20.0), "std": torch.full((20,), 2.0)}
     (tmp_path / "cache").mkdir()
     save(stats, str(tmp_path / "cache" / STATS_FILE))
     network = new_network("tiny", tmp_path / "cache", clip_dim=64, sync_dim=72, text_dim=64,
                           text_seq_len=16)
     assert torch.equal(network.latent_mean.flatten(), stats["mean"])
     with pytest.raises(ValueError, match="channels"):
-        new_network("small_16k", tmp_path / "cache")
+        new_network("small_44k", tmp_path / "cache")
     recipe = dataclasses.replace(load_recipe("debug"), steps=4)
     result = train(network, shards, recipe, tmp_path / "run")
     bundle = load_bundle(export_checkpoint(result.checkpoint, tmp_path / "bundle", preset="tiny",

@@ -34,9 +34,9 @@ import torch
 WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
-VAE = dict(steps=3000, files=1600, batch=16, segment=16384, lr=1e-3)
-VOCODER = dict(steps=1800, files=1600, batch=16, segment=16384, lr=5e-4)
-VOCODER_GAN = dict(steps=250, files=1600, batch=8, segment=8192, lr=2e-4)
+VAE = dict(steps=2400, files=1600, batch=16, segment=16384, lr=1e-3)
+VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
+VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
 ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=800)  # paper Fig. 4 at our scale: short runs
 ENCODER_SEED = 20251123

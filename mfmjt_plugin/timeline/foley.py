@@ -260,8 +260,12 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
             placements.append(Placement(
                 record_range=segment.record_range, wav=wav, take=k,
                 head_handle=RT(head_frames, timeline_rate),
-                file_duration=RT(file_frames, timeline_rate), metadata=dict(metadata)))
+                file_duration=RT(file_frames, timeline_rate),
+                metadata=dict(metadata, take_seed=result.takes[k - 1].seed,
+                              sync_score=result.takes[k - 1].sync_score)))
             takes_report.append({"wav": str(wav), "take": k, "clip": segment.clip_name,
+                                 "seed": result.takes[k - 1].seed,
+                                 "sync_score": result.takes[k - 1].sync_score,
                                  **job.record(segment)})
         if progress is not None:
             progress(index + 1, len(segments))
