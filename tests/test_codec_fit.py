@@ -24,7 +24,7 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
               progress=lambda s, n, l: logs.append((s, set(l))))
     assert [s for s, _ in logs] == [1, 2, 3]
-    assert logs[0][1] == {"mel_l1", "quiet_l1", "freq_l1", "kl"}
+    assert logs[0][1] == {"mel_l1", "weighted_l1", "freq_l1", "level_l1", "kl"}
     assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
     assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
         {f"vae.{k}" for k in StarterCodec().vae.state_dict()}

@@ -53,6 +53,34 @@ def test_cache_contents(library, tmp_path):
     assert tree_hashes(library) == before
 
 
+
+def test_a_retrained_vae_refreshes_only_the_latents(library, tmp_path):
+    from trainer.cache import refresh_latents
+    report = scan_library(library, window_seconds=2.0)
+    build_cache(report, tmp_path / "cache", codec=codec(), encoder=StarterEncoder(),
+                sample_rate=16000, files_per_shard=2)
+    before = load_shards(tmp_path / "cache")
+    torch.manual_seed(5)
+    retrained = StarterCodec().eval()
+    summary = refresh_latents(report, tmp_path / "cache", codec=retrained,
+                              encoder=StarterEncoder(), sample_rate=16000, files_per_shard=2)
+    assert summary.computed == [0, 1, 2] and summary.windows == 13
+    after = load_shards(tmp_path / "cache")
+    for old, new in zip(before, after):  # picture and text features kept, latents new
+        assert torch.equal(old["clip"], new["clip"]) and torch.equal(old["sync"], new["sync"])
+        assert torch.equal(old["text"], new["text"]) and old["captions"] == new["captions"]
+        assert not torch.allclose(old["latent_mean"], new["latent_mean"])
+    door = after[0]  # the first window is the door's: its latents are the new VAE's own
+    from trainer.data.windows import iter_windows
+    wave = next(iter_windows(report.items[0], window_seconds=2.0, sample_rate=16000)).audio
+    with torch.no_grad():
+        expected = retrained.encode(torch.from_numpy(wave)[None]).mean[0]
+    assert torch.allclose(door["latent_mean"][0], expected, atol=1e-6)
+    again = build_cache(report, tmp_path / "cache", codec=retrained, encoder=StarterEncoder(),
+                        sample_rate=16000, files_per_shard=2)
+    assert again.reused == [0, 1, 2]  # the refreshed shards are current for the new codec
+
+
 SCRIPT = """
 import sys, time, torch
 from pathlib import Path

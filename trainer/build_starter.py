@@ -10,6 +10,7 @@ classifier beside it; then export, defaults and demo):
                then codec/codec.safetensors (float16)
   vae, vocoder, vocoder-gan   one part of the codec on its own (1600 train clips, augmented)
   cache        latents (VAE posterior) and starter features of every train scene
+  latents      the cache's latents again after the VAE trained further (features kept)
   fit          the `starter` network with the `starter` recipe on the cache
   classifier   the evaluator's classifier on 1500 train clips, real audio only (trainer/assets)
   export       the bundle: EMA network + codec + starter encoders + defaults
@@ -34,7 +35,7 @@ import torch
 WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
-VAE = dict(steps=2400, files=1600, batch=16, segment=16384, lr=1e-3)
+VAE = dict(steps=3900, files=1600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
@@ -138,17 +139,43 @@ def _cache_part(args) -> None:
     _log("cache", f"part {part}: {summary.windows} windows")
 
 
-def stage_cache(out: Path) -> None:
+def _latents_part(args) -> None:
+    torch.set_num_threads(1)
+    from engine.features.starter import StarterEncoder
+    from trainer.cache import refresh_latents
+    from trainer.data import scan_library
+    out, part = args
+    report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
+    report.items = report.items[part::WORKERS]
+    summary = refresh_latents(report, out / "cache" / f"part-{part}", codec=_encoding_codec(out),
+                              encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000,
+                              files_per_shard=32)
+    _log("latents", f"part {part}: {len(summary.computed)} shards refreshed, "
+                    f"{len(summary.reused)} current")
+
+
+def stage_latents(out: Path) -> None:
+    """Recompute the cache's latents after the VAE was trained further (features kept)."""
+    with mp.get_context("spawn").Pool(WORKERS) as pool:
+        pool.map(_latents_part, [(out, p) for p in range(WORKERS)])
+    _write_latent_stats(out)
+
+
+def _write_latent_stats(out: Path) -> None:
     from safetensors.torch import save_file
 
     from trainer.cache import STATS_FILE, load_shards
-    with mp.get_context("spawn").Pool(WORKERS) as pool:
-        pool.map(_cache_part, [(out, p) for p in range(WORKERS)])
     means = torch.cat([s["latent_mean"] for p in range(WORKERS)
                        for s in load_shards(out / "cache" / f"part-{p}")])
     flat = means.transpose(0, 1).reshape(means.shape[1], -1)
     save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
               str(out / "cache" / STATS_FILE))
+
+
+def stage_cache(out: Path) -> None:
+    with mp.get_context("spawn").Pool(WORKERS) as pool:
+        pool.map(_cache_part, [(out, p) for p in range(WORKERS)])
+    _write_latent_stats(out)
 
 
 def cached_shards(out: Path) -> list[dict]:
@@ -296,7 +323,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["all", "data", "codec", "vae", "vocoder",
-                                          "vocoder-gan", "cache", "fit", "classifier", "export",
+                                          "vocoder-gan", "cache", "latents", "fit", "classifier", "export",
                                           "demo", "ablation", "defaults"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
     parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
@@ -324,6 +351,8 @@ def main(argv=None) -> int:
         side.start()
     if stage == "cache":
         stage_cache(out)
+    if stage == "latents":
+        stage_latents(out)
     if stage in ("all", "fit"):
         stage_fit(out, max_steps=args.max_steps)
     if stage == "classifier":

@@ -177,6 +177,48 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
     return summary
 
 
+def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: FeatureEncoder,
+                    sample_rate: int, files_per_shard: int = 4,
+                    progress: Optional[Callable[[int, int], None]] = None) -> CacheSummary:
+    """After the VAE is retrained, recompute only the latents of an existing cache: the picture
+    features (the slow part, minutes per hundred files) depend on the encoder alone and are kept.
+    Each shard must list the same windows (`sources`) as the library gives now, or it is refused;
+    refreshed shards get the key of the new codec, so `build_cache` then reuses them."""
+    out_dir = Path(out_dir)
+    config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
+              "window": report.window_seconds, "codec": _fingerprint(getattr(codec, "vae", codec))}
+    groups = [report.items[i:i + files_per_shard]
+              for i in range(0, len(report.items), files_per_shard)]
+    summary = CacheSummary(shards=len(groups), windows=0)
+    for index, items in enumerate(groups):
+        path = out_dir / f"shard-{index:05d}.safetensors"
+        key = _shard_key(items, config)
+        if not _shard_is_valid(path, key):
+            with safe_open(str(path), framework="pt") as fh:
+                meta = dict(fh.metadata() or {})
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            windows = [w for item in items for w in iter_windows(
+                item, window_seconds=report.window_seconds, sample_rate=sample_rate)]
+            sources = [f"{w.item.path.name}@{w.start:g}" for w in windows]
+            if sources != json.loads(meta["sources"]):
+                raise CacheError(f"{path}: its windows are not the library's now; rebuild the "
+                                 f"cache with `mfmjt train cache`")
+            with torch.no_grad():
+                posteriors = [codec.encode(torch.from_numpy(w.audio)[None]) for w in windows]
+            tensors["latent_mean"] = torch.cat([p.mean for p in posteriors]).contiguous()
+            tensors["latent_std"] = torch.cat([p.std for p in posteriors]).contiguous()
+            with atomic_target(path, overwrite=True) as tmp:
+                save_file(tensors, str(tmp), metadata={**meta, "key": key})
+            summary.computed.append(index)
+        else:
+            summary.reused.append(index)
+        if progress is not None:
+            progress(index + 1, len(groups))
+    shards = load_shards(out_dir)
+    summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
+    return summary
+
+
 def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:
     """Every shard, validated: consistent tensors and readable metadata."""
     shards = []
@@ -198,4 +240,4 @@ def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:
     return shards
 
 
-__all__ = ["CacheError", "CacheSummary", "build_cache", "load_shards"]
+__all__ = ["CacheError", "CacheSummary", "build_cache", "load_shards", "refresh_latents"]
