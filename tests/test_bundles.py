@@ -86,9 +86,9 @@ def _rewrite_network(bundle_path, mutate):
 
 def test_wrong_shape_names_file_and_key(bundle_path):
     _rewrite_network(bundle_path, lambda s: s.__setitem__("final_layer.conv.weight",
-                                                          torch.zeros(8, 64, 5)))
+                                                          torch.zeros(20, 64, 5)))
     with pytest.raises(BundleError, match=r"network\.safetensors: key 'final_layer\.conv\.weight' "
-                                          r"has shape \(8, 64, 5\), expected \(8, 64, 7\)"):
+                                          r"has shape \(20, 64, 5\), expected \(20, 64, 7\)"):
         load_bundle(bundle_path)
 
 

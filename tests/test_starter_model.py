@@ -31,7 +31,7 @@ def test_the_shipped_bundle_is_small_complete_and_records_its_defaults():
     assert set(bundle.defaults) == {"guidance", "mode", "steps"}
     assert bundle.defaults["mode"] == "scaled" and bundle.defaults["steps"] == 1
     assert manifest["licence"] == "MF-MJT starter model licence (ours)"
-    assert manifest["provenance"]["steps"] == 5000 and manifest["provenance"]["weights"] == "ema"
+    assert manifest["provenance"]["steps"] == 3500 and manifest["provenance"]["weights"] == "ema"
     shipped = sum(p.stat().st_size for p in starter_bundle_dir().parent.rglob("*") if p.is_file())
     assert shipped <= 40 * 1024 * 1024
 
