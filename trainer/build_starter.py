@@ -230,7 +230,7 @@ def stage_classifier(out: Path, target: Path) -> None:
 
 
 def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: dict | None = None,
-                 weights: str = "ema") -> Path:
+                 weights: str = "ema", codec_file: Path | None = None) -> Path:
     from safetensors.torch import load_file
 
     from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
@@ -244,7 +244,7 @@ def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: di
         checkpoint, target, preset="starter",
         data_summary={"scenes": TRAIN_SCENES, "namespace": "train", "seconds": 4.0},
         codec=codec_desc, encoders=encoder_desc, licence="MF-MJT starter model licence (ours)",
-        extra_files={STARTER_CODEC_FILE: load_file(str(out / "codec" / "codec.safetensors"))},
+        extra_files={STARTER_CODEC_FILE: load_file(str(codec_file or out / "codec" / "codec.safetensors"))},
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
         provenance_extra={"command": "python -m trainer.build_starter all"}, weights=weights)
     _log("export", f"bundle {path}")
@@ -286,7 +286,7 @@ def stage_ablation(out: Path) -> None:
 GUIDANCE_CHOICE = dict(scenes=40, seed=1000)  # choose w on these, report the gate on others
 
 
-def stage_defaults(out: Path, target: Path) -> dict:
+def stage_defaults(out: Path, target: Path, *, weights: str = "ema") -> dict:
     """Choose the default guidance strength (one step, CFG-scaled) on held-out scenes that are
     not the gate's (evaluation seed 1000), and export the bundle again with it recorded."""
     from engine.pipeline import FoleyPipeline
@@ -305,7 +305,7 @@ def stage_defaults(out: Path, target: Path) -> dict:
         _log("defaults", f"w={w:g}: F1 {m['onset_f1']:.3f} acc {m['class_accuracy']:.3f}")
     best = max(scores, key=scores.get)
     defaults = {"guidance": best, "mode": "scaled", "steps": 1}
-    stage_export(out, target, defaults=defaults)
+    stage_export(out, target, defaults=defaults, weights=weights)
     (out / "defaults.json").write_text(json.dumps({"chosen": defaults, "scores": scores,
                                                    **GUIDANCE_CHOICE}, indent=2))
     return defaults
@@ -329,6 +329,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
                         help="where `export` writes the bundle (default: the shipped one)")
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--weights", choices=["ema", "model"], default="ema",
+                        help="which weights `export` and `defaults` ship (see the model card)")
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -364,9 +366,9 @@ def main(argv=None) -> int:
         if side.exitcode:
             raise SystemExit(f"the classifier failed ({side.exitcode})")
     if stage in ("all", "export"):
-        stage_export(out, args.bundle)
+        stage_export(out, args.bundle, weights=args.weights)
     if stage in ("all", "defaults"):
-        stage_defaults(out, args.bundle)
+        stage_defaults(out, args.bundle, weights=args.weights)
     if stage in ("all", "demo"):
         stage_demo(args.bundle.parent / "demo")
     return 0
