@@ -77,6 +77,9 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
 
     began = time.perf_counter()
     out = Path(out)
+    if best_of is not None and best_of < takes:
+        raise ValueError(f"--best-of {best_of} is fewer than --takes {takes}; give --best-of at "
+                         f"least the number of takes")
     writable_folder(out)  # before any work: a wrong --out must not cost a generation
     info = probe(video)
 
@@ -98,9 +101,6 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
     request = GenerateRequest(media=video, start=seconds(start) or Fraction(0), end=seconds(end),
                               prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
                               mode=mode, steps=steps, seed=seed, takes=takes, best_of=best_of)
-    if best_of is not None and best_of < takes:
-        raise ValueError(f"--best-of {best_of} is fewer than --takes {takes}; give --best-of at "
-                         f"least the number of takes")
     pipeline.settings(request)  # every number checked before the picture is decoded
     with lazy_bar("generating", "step", disable=quiet) as progress:
         result = pipeline.generate(request, progress=progress)

@@ -56,6 +56,14 @@ def test_bad_numbers_are_one_line_at_parse_time(tmp_path, capsys, movie, args, m
     assert not (tmp_path / "out").exists()
 
 
+def test_best_of_fewer_than_takes_is_one_line_before_any_work(tmp_path, capsys, movie):
+    code, err = _generate(capsys, str(movie), "--out", str(tmp_path / "out"), "--takes", "3",
+                          "--best-of", "2", "--bundle", str(tmp_path / "no-bundle-needed"))
+    assert code == 1 and err == ("error: --best-of 2 is fewer than --takes 3; give --best-of at "
+                                 "least the number of takes\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_out_that_is_a_file_or_unwritable_fails_before_generating(tmp_path, capsys, movie,
                                                                      bundle):  # noqa: F811
     taken = tmp_path / "takes.wav"

@@ -76,6 +76,10 @@ def test_a_retrained_vae_refreshes_only_the_latents(library, tmp_path):
     with torch.no_grad():
         expected = retrained.encode(torch.from_numpy(wave)[None]).mean[0]
     assert torch.allclose(door["latent_mean"][0], expected, atol=1e-6)
+    from safetensors.torch import load_file
+    stats = load_file(str(tmp_path / "cache" / STATS_FILE))  # the network's normalisation too
+    means = torch.cat([s["latent_mean"] for s in after]).transpose(0, 1).reshape(20, -1)
+    assert torch.allclose(stats["mean"], means.mean(dim=1))
     again = build_cache(report, tmp_path / "cache", codec=retrained, encoder=StarterEncoder(),
                         sample_rate=16000, files_per_shard=2)
     assert again.reused == [0, 1, 2]  # the refreshed shards are current for the new codec

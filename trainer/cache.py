@@ -170,10 +170,7 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
             progress(index + 1, len(groups))
     shards = load_shards(out_dir)
     summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
-    means = torch.cat([s["latent_mean"] for s in shards])  # (N, C, T)
-    flat = means.transpose(0, 1).reshape(means.shape[1], -1)
-    save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
-              str(out_dir / STATS_FILE))
+    _write_stats(out_dir, shards)
     return summary
 
 
@@ -194,15 +191,23 @@ def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: 
         path = out_dir / f"shard-{index:05d}.safetensors"
         key = _shard_key(items, config)
         if not _shard_is_valid(path, key):
-            with safe_open(str(path), framework="pt") as fh:
-                meta = dict(fh.metadata() or {})
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
             windows = [w for item in items for w in iter_windows(
                 item, window_seconds=report.window_seconds, sample_rate=sample_rate)]
+            if not windows:  # build_cache writes no shard for a group without windows
+                continue
+            try:
+                with safe_open(str(path), framework="pt") as fh:
+                    meta = dict(fh.metadata() or {})
+                    tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            except Exception:
+                raise CacheError(f"{path}: missing or damaged; rebuild the cache with "
+                                 f"`mfmjt train cache`") from None
             sources = [f"{w.item.path.name}@{w.start:g}" for w in windows]
-            if sources != json.loads(meta["sources"]):
-                raise CacheError(f"{path}: its windows are not the library's now; rebuild the "
-                                 f"cache with `mfmjt train cache`")
+            captions = [w.item.caption.text for w in windows]
+            if sources != json.loads(meta.get("sources", "[]")) or \
+                    captions != json.loads(meta.get("captions", "[]")):
+                raise CacheError(f"{path}: its windows or captions are not the library's now; "
+                                 f"rebuild the cache with `mfmjt train cache`")
             with torch.no_grad():
                 posteriors = [codec.encode(torch.from_numpy(w.audio)[None]) for w in windows]
             tensors["latent_mean"] = torch.cat([p.mean for p in posteriors]).contiguous()
@@ -216,7 +221,16 @@ def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: 
             progress(index + 1, len(groups))
     shards = load_shards(out_dir)
     summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
+    _write_stats(out_dir, shards)
     return summary
+
+
+def _write_stats(out_dir: Path, shards: list[dict]) -> None:
+    """Per-channel mean and std of the latents (the network's normalisation)."""
+    means = torch.cat([s["latent_mean"] for s in shards])  # (N, C, T)
+    flat = means.transpose(0, 1).reshape(means.shape[1], -1)
+    save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
+              str(out_dir / STATS_FILE))
 
 
 def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:

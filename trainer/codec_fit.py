@@ -126,6 +126,9 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     start = meta.get(f"{part}_steps", 0) if resume else 0
     if part == "vocoder-gan" and meta.get("vocoder_steps", 0) == 0:
         raise ValueError(f"{out_dir}: train the vocoder (part 'vocoder') before 'vocoder-gan'")
+    if part == "vocoder" and meta.get("vocoder-gan_steps", 0) and start < steps:
+        raise ValueError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
+                         f"train more vocoder steps in a new --out folder")
     if target.exists() and (resume or part == "vocoder-gan"):
         _load_part(codec, target, prefix)
     module = getattr(codec, prefix)

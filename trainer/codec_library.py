@@ -3,7 +3,9 @@
 Every readable file the library scan keeps is decoded to mono at 16 kHz (PyAV: 8-, 16-, 24-bit and
 float files alike; stereo and multichannel averaged) and cut into `seconds`-long clips. Files that
 are silent teach nothing and are skipped; files that clip are kept but counted, since a codec
-trained on them learns the clipping. The library itself is only read.
+trained on them learns the clipping. At most the first MAX_CLIPS_PER_FILE clips of a file are
+used (32 s at 4 s each), so one long ambience does not outweigh a library of short effects. The
+library itself is only read.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import av
 import numpy as np
 import torch
 
@@ -37,7 +40,13 @@ def library_clips(folder: Path | str, *, seconds: float = 4.0, sample_rate: int 
     size = int(seconds * sample_rate)
     clips, clipped, used = [], [], 0
     for i, item in enumerate(report.items):
-        audio = decode_audio(item.path, sample_rate)
+        if progress is not None:
+            progress(i, len(report.items))
+        try:
+            audio = decode_audio(item.path, sample_rate)
+        except av.error.FFmpegError as err:  # probed fine, but the stream does not decode
+            skipped.append((item.path, f"does not decode ({err.strerror or err})"))
+            continue
         if len(audio) == 0:
             skipped.append((item.path, "has no sound to learn from"))
         elif np.abs(audio).max() < SILENT_PEAK:
@@ -49,8 +58,8 @@ def library_clips(folder: Path | str, *, seconds: float = 4.0, sample_rate: int 
             padded = np.pad(audio, (0, max(0, size - len(audio))))
             starts = range(0, len(padded) - size + 1, size)
             clips += [padded[s:s + size] for s in list(starts)[:MAX_CLIPS_PER_FILE]]
-        if progress is not None:
-            progress(i + 1, len(report.items))
+    if progress is not None:
+        progress(len(report.items), len(report.items))
     if not clips:
         raise ValueError(f"{folder}: no file with sound to train the codec on "
                          f"({len(skipped)} skipped); point it at a folder of sound files")

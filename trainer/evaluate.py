@@ -28,6 +28,7 @@ from engine.features.base import VideoFeatures
 from trainer.classifier import AudioClassifier
 from trainer.data.windows import decode_audio
 from engine.analysis.onsets import THRESHOLD, detect_onsets, f1_of, match_onsets
+from trainer.synth.audio import SAMPLE_RATE as SYNTH_RATE
 from trainer.synth.audio import synthesize
 from trainer.synth.scene import CLASS_NAMES, Scene, sample_scene
 from trainer.synth.writer import write_scene
@@ -224,7 +225,7 @@ def codec_stages(pipeline, scene_set: SceneSet, classifier: AudioClassifier,
         metrics = real if name == "real" else audio_metrics(audio, scene_set, classifier,
                                                             sample_rate=rate)
         report[name] = _stage_row(metrics, real)
-        if name in ("vocoder", "codec_round_trip"):
+        if name in ("vocoder", "codec_round_trip") and rate == SYNTH_RATE:  # synth renders
             report[name]["stft_vs_floor"] = stft_floor(scene_set, audio)
     return report
 

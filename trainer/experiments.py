@@ -131,7 +131,8 @@ def stages_markdown(stages: dict) -> str:
               "| stage | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
     for name, row in stages.items():
         cells = [f"{row['per_class'][c]['class_accuracy']:.2f} / "
-                 f"{row['per_class'][c]['tonality_db']:.0f}" for c in classes]
+                 + ("-" if row['per_class'][c]['tonality_db'] is None
+                    else f"{row['per_class'][c]['tonality_db']:.0f}") for c in classes]
         lines.append(f"| {STAGE_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     floors = [(name, row["stft_vs_floor"]) for name, row in stages.items() if "stft_vs_floor" in row]
     if floors:

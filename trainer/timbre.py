@@ -50,4 +50,5 @@ def frame_rate_comb(wave: np.ndarray, sample_rate: int = SAMPLE_RATE,
 
     def level(at: np.ndarray) -> float:
         return float(np.mean(power[np.searchsorted(freqs, at)]))
-    return float(10 * np.log10(level(harmonics) / max(level(harmonics + frame_rate / 2), 1e-30)))
+    return float(10 * np.log10(max(level(harmonics), 1e-30)
+                               / max(level(harmonics + frame_rate / 2), 1e-30)))

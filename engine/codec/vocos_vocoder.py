@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from vocos.heads import ISTFTHead
-from vocos.models import VocosBackbone
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,9 @@ class VocosConfig:
 
 class VocosVocoder(nn.Module):
     def __init__(self, cfg: VocosConfig = VocosConfig()):
+        # imported here: vocos pulls in encodec and huggingface_hub, which only this codec needs
+        from vocos.heads import ISTFTHead
+        from vocos.models import VocosBackbone
         super().__init__()
         self.cfg = cfg
         self.backbone = VocosBackbone(input_channels=cfg.num_mels, dim=cfg.dim,
