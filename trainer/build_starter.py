@@ -229,6 +229,9 @@ def stage_classifier(out: Path, target: Path) -> None:
     _log("classifier", f"saved {target}")
 
 
+KEPT_BESIDE_BUNDLE = ("MODEL_CARD.md", "demo_take_fingerprint.json")
+
+
 def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: dict | None = None,
                  weights: str = "ema", codec_file: Path | None = None) -> Path:
     from safetensors.torch import load_file
@@ -238,6 +241,9 @@ def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: di
     from trainer.export import export_checkpoint
     checkpoint = latest_checkpoint(out / run_name / "checkpoints")
     codec_desc, encoder_desc = starter_descriptors(ENCODER_SEED)
+    # the card and the demo fingerprint live beside the bundle's files: keep them
+    kept = {name: (target / name).read_bytes() for name in KEPT_BESIDE_BUNDLE
+            if (target / name).is_file()}
     if target.exists():
         shutil.rmtree(target)
     path = export_checkpoint(
@@ -247,6 +253,8 @@ def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: di
         extra_files={STARTER_CODEC_FILE: load_file(str(codec_file or out / "codec" / "codec.safetensors"))},
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
         provenance_extra={"command": "python -m trainer.build_starter all"}, weights=weights)
+    for name, data in kept.items():
+        (path / name).write_bytes(data)
     _log("export", f"bundle {path}")
     return path
 
