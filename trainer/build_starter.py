@@ -103,15 +103,6 @@ def stage_codec(out: Path, *, then=None) -> None:
     _log("codec", f"wrote {out / 'codec' / 'codec.safetensors'}")
 
 
-def _load_codec(out: Path):
-    from safetensors.torch import load_file
-
-    from engine.codec.starter import StarterCodec
-    codec = StarterCodec()
-    codec.load_state_dict(load_file(str(out / "codec" / "codec.safetensors")))  # float16 -> 32
-    return codec.eval()
-
-
 def _encoding_codec(out: Path):
     """The codec the cache encodes with: only the VAE matters, so the cache can start while the
     vocoder still trains; its weights rounded to float16 exactly as the bundle ships them
@@ -126,55 +117,38 @@ def _encoding_codec(out: Path):
 
 
 def _cache_part(args) -> None:
+    """One worker's half of the training scenes: the whole cache, or (`refresh`) only its
+    latents again after the VAE trained further."""
     torch.set_num_threads(1)
     from engine.features.starter import StarterEncoder
-    from trainer.cache import build_cache
+    from trainer.cache import build_cache, refresh_latents
     from trainer.data import scan_library
-    out, part = args
+    out, part, refresh = args
     report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
     report.items = report.items[part::WORKERS]
-    summary = build_cache(report, out / "cache" / f"part-{part}", codec=_encoding_codec(out),
-                          encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000,
-                          files_per_shard=32)
-    _log("cache", f"part {part}: {summary.windows} windows")
-
-
-def _latents_part(args) -> None:
-    torch.set_num_threads(1)
-    from engine.features.starter import StarterEncoder
-    from trainer.cache import refresh_latents
-    from trainer.data import scan_library
-    out, part = args
-    report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
-    report.items = report.items[part::WORKERS]
-    summary = refresh_latents(report, out / "cache" / f"part-{part}", codec=_encoding_codec(out),
-                              encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000,
-                              files_per_shard=32)
-    _log("latents", f"part {part}: {len(summary.computed)} shards refreshed, "
-                    f"{len(summary.reused)} current")
+    summary = (refresh_latents if refresh else build_cache)(
+        report, out / "cache" / f"part-{part}", codec=_encoding_codec(out),
+        encoder=StarterEncoder(seed=ENCODER_SEED), sample_rate=16000, files_per_shard=32)
+    _log("latents" if refresh else "cache",
+         f"part {part}: {summary.windows} windows, {len(summary.computed)} shards computed")
 
 
 def stage_latents(out: Path) -> None:
     """Recompute the cache's latents after the VAE was trained further (features kept)."""
     with mp.get_context("spawn").Pool(WORKERS) as pool:
-        pool.map(_latents_part, [(out, p) for p in range(WORKERS)])
+        pool.map(_cache_part, [(out, p, True) for p in range(WORKERS)])
     _write_latent_stats(out)
 
 
 def _write_latent_stats(out: Path) -> None:
-    from safetensors.torch import save_file
-
-    from trainer.cache import STATS_FILE, load_shards
-    means = torch.cat([s["latent_mean"] for p in range(WORKERS)
-                       for s in load_shards(out / "cache" / f"part-{p}")])
-    flat = means.transpose(0, 1).reshape(means.shape[1], -1)
-    save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
-              str(out / "cache" / STATS_FILE))
+    """The statistics over both workers' halves, where the network reads them."""
+    from trainer.cache import write_latent_stats
+    write_latent_stats(out / "cache", cached_shards(out))
 
 
 def stage_cache(out: Path) -> None:
     with mp.get_context("spawn").Pool(WORKERS) as pool:
-        pool.map(_cache_part, [(out, p) for p in range(WORKERS)])
+        pool.map(_cache_part, [(out, p, False) for p in range(WORKERS)])
     _write_latent_stats(out)
 
 

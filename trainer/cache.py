@@ -135,12 +135,7 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".shard-*.partial"):  # a killed run's half-written shard
         stale.unlink(missing_ok=True)
-    config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
-              "window": report.window_seconds,
-              # latents depend on the encoder side only: a retrained vocoder keeps the shards
-              "codec": _fingerprint(getattr(codec, "vae", codec))}
-    groups = [report.items[i:i + files_per_shard]
-              for i in range(0, len(report.items), files_per_shard)]
+    config, groups = _layout(report, codec, encoder, sample_rate, files_per_shard)
     summary = CacheSummary(shards=len(groups), windows=0)
     for index, items in enumerate(groups):
         if cancel is not None and cancel():
@@ -168,9 +163,7 @@ def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: Feat
             summary.computed.append(index)
         if progress is not None:
             progress(index + 1, len(groups))
-    shards = load_shards(out_dir)
-    summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
-    _write_stats(out_dir, shards)
+    summary.windows = write_latent_stats(out_dir, load_shards(out_dir))
     return summary
 
 
@@ -182,10 +175,7 @@ def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: 
     Each shard must list the same windows (`sources`) as the library gives now, or it is refused;
     refreshed shards get the key of the new codec, so `build_cache` then reuses them."""
     out_dir = Path(out_dir)
-    config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
-              "window": report.window_seconds, "codec": _fingerprint(getattr(codec, "vae", codec))}
-    groups = [report.items[i:i + files_per_shard]
-              for i in range(0, len(report.items), files_per_shard)]
+    config, groups = _layout(report, codec, encoder, sample_rate, files_per_shard)
     summary = CacheSummary(shards=len(groups), windows=0)
     for index, items in enumerate(groups):
         path = out_dir / f"shard-{index:05d}.safetensors"
@@ -219,18 +209,30 @@ def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: 
             summary.reused.append(index)
         if progress is not None:
             progress(index + 1, len(groups))
-    shards = load_shards(out_dir)
-    summary.windows = sum(s["latent_mean"].shape[0] for s in shards)
-    _write_stats(out_dir, shards)
+    summary.windows = write_latent_stats(out_dir, load_shards(out_dir))
     return summary
 
 
-def _write_stats(out_dir: Path, shards: list[dict]) -> None:
-    """Per-channel mean and std of the latents (the network's normalisation)."""
+def write_latent_stats(out_dir: Path, shards: list[dict]) -> int:
+    """Per-channel mean and std of the shards' latents (the network's normalisation) into
+    `out_dir`; returns the number of windows."""
     means = torch.cat([s["latent_mean"] for s in shards])  # (N, C, T)
     flat = means.transpose(0, 1).reshape(means.shape[1], -1)
     save_file({"mean": flat.mean(dim=1).contiguous(), "std": flat.std(dim=1).contiguous()},
-              str(out_dir / STATS_FILE))
+              str(Path(out_dir) / STATS_FILE))
+    return means.shape[0]
+
+
+def _layout(report: ScanReport, codec, encoder: FeatureEncoder, sample_rate: int,
+            files_per_shard: int) -> tuple[dict, list[list[LibraryItem]]]:
+    """What a shard's key covers, and the library's files grouped into shards."""
+    config = {"version": CACHE_VERSION, "encoder": encoder.version, "sample_rate": sample_rate,
+              "window": report.window_seconds,
+              # latents depend on the encoder side only: a retrained vocoder keeps the shards
+              "codec": _fingerprint(getattr(codec, "vae", codec))}
+    groups = [report.items[i:i + files_per_shard]
+              for i in range(0, len(report.items), files_per_shard)]
+    return config, groups
 
 
 def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:
@@ -254,4 +256,5 @@ def load_shards(cache_dir: Path | str) -> list[dict[str, torch.Tensor]]:
     return shards
 
 
-__all__ = ["CacheError", "CacheSummary", "build_cache", "load_shards", "refresh_latents"]
+__all__ = ["CacheError", "CacheSummary", "build_cache", "load_shards", "refresh_latents",
+           "write_latent_stats"]

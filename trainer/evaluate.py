@@ -206,18 +206,23 @@ def stft_floor(scene_set: SceneSet, audio: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def codec_stages(pipeline, scene_set: SceneSet, classifier: AudioClassifier,
-                 generated: Optional[torch.Tensor] = None) -> dict:
+                 generated: Optional[torch.Tensor] = None,
+                 round_trip: Optional[torch.Tensor] = None) -> dict:
     """Where timbre is kept or lost (issue 14), the same scenes at each stage: real audio, the
-    vocoder alone on the real mel, the codec round trip (encode, decode), and generated takes."""
+    vocoder alone on the real mel, the codec round trip (encode, decode; `round_trip` when the
+    caller has it already), and generated takes."""
     codec, rate = pipeline.codec, pipeline.sample_rate
     n = scene_set.reference.shape[1]
-    real = audio_metrics(scene_set.reference, scene_set, classifier, sample_rate=rate)
+    if scene_set.real_metrics is None:  # shared with `evaluate`: the same scenes, once
+        scene_set.real_metrics = audio_metrics(scene_set.reference, scene_set, classifier,
+                                               sample_rate=rate)
+    real = scene_set.real_metrics
     stages = {"real": scene_set.reference}
     if all(hasattr(codec, part) for part in ("mel", "vocoder", "vae")):
         stages["vocoder"] = torch.cat([codec.vocoder(codec.mel(chunk)).squeeze(1)[:, :n]
                                        for chunk in scene_set.reference.split(BATCH)])
-    stages["codec_round_trip"] = torch.cat([codec.decode(codec.encode(chunk).mean)[:, :n]
-                                            for chunk in scene_set.reference.split(BATCH)])
+    stages["codec_round_trip"] = round_trip if round_trip is not None else torch.cat(
+        [codec.decode(codec.encode(chunk).mean)[:, :n] for chunk in scene_set.reference.split(BATCH)])
     if generated is not None:
         stages["generated"] = generated
     report = {}

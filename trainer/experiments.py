@@ -65,7 +65,8 @@ def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
                                                        sample_rate=pipeline.sample_rate),
                                        "seconds_per_scene": 0.0})
     audio, _ = generate_set(pipeline, scene_set, base)
-    report["stages"] = codec_stages(pipeline, scene_set, classifier, generated=audio)
+    report["stages"] = codec_stages(pipeline, scene_set, classifier, generated=audio,
+                                    round_trip=coded)
     if pictures is not None:
         from trainer.pictures import write_pictures
         report["pictures"] = write_pictures(pictures, scene_set.scenes, {
