@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from engine.codec.starter import StarterCodec
-from trainer.codec_fit import combine_parts, fit_codec
+from trainer.codec_fit import combine_parts, fit_codec, vae_loss
 
 
 def _waves(n=4, seconds=1.5):
@@ -24,7 +24,7 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
               progress=lambda s, n, l: logs.append((s, set(l))))
     assert [s for s, _ in logs] == [1, 2, 3]
-    assert logs[0][1] == {"mel_l1", "weighted_l1", "freq_l1", "level_l1", "kl"}
+    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "freq_l1", "level_l1", "kl"}
     assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
     assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
         {f"vae.{k}" for k in StarterCodec().vae.state_dict()}
@@ -69,3 +69,60 @@ def test_bad_settings_are_refused_before_training(tmp_path):
         fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
     with pytest.raises(ValueError, match="multiple of 512"):
         fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)
+
+
+def test_a_new_vae_standardises_its_input_with_the_training_mels_statistics(tmp_path):
+    """Without per-bin statistics the log-mel's common offset (about -3.4 on every bin) is what the
+    bias-free layers see, and a steady partial came back 25 dB too quiet (issue 14)."""
+    torch.manual_seed(0)
+    codec = fit_codec(_waves(), tmp_path, part="vae", steps=1, batch=2, segment=4096)
+    mean, std = codec.vae.data_mean.flatten(), codec.vae.data_std.flatten()
+    assert mean.shape == (80,) and float(mean.mean()) < -1.5  # log10 power of quiet bins
+    assert float(std.min()) >= 1e-3 and float(std.mean()) > 0.1
+    # the 420 Hz ring's bin is louder on average than the bins far above all the test tones
+    bin_420 = int(codec.mel.mel_basis[:, round(420 / 16000 * 1024)].argmax())
+    assert float(mean[bin_420]) > float(mean[-5:].mean()) + 0.5
+    # saved with the weights and kept when the training resumes (not measured again)
+    saved = load_file(str(tmp_path / "vae.safetensors"))
+    assert torch.equal(saved["vae.data_mean"].flatten(), mean)
+    resumed = fit_codec(_waves() * 0.01, tmp_path, part="vae", steps=2, batch=2, segment=4096,
+                        resume=True)
+    assert torch.equal(resumed.vae.data_mean.flatten(), mean)
+
+
+def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
+    """A reconstruction that drops one narrow partial costs as much through the partial term as
+    one that smears a broadband burst: the glass partial is ~1 % of a crop's bins."""
+    class Constant(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, wave):
+            return self.value
+
+    class Fixed(torch.nn.Module):  # a VAE whose decode returns a chosen mel
+        def __init__(self, recon):
+            super().__init__()
+            self.recon = recon
+
+        def encode(self, mel):
+            from engine.codec.vae import LatentPosterior
+            zeros = torch.zeros(mel.shape[0], 20, mel.shape[2] // 2)
+            return LatentPosterior(mean=zeros, logvar=zeros)
+
+        def decode(self, latent):
+            return self.recon
+
+    floor = torch.full((1, 80, 32), -3.4)
+    mel = floor.clone()
+    mel[0, 43, :] = 0.0  # one steady partial, 34 dB above the floor
+    codec = StarterCodec()
+    codec.mel = Constant(mel)
+    codec.vae = Fixed(floor)  # the partial dropped
+    _, dropped = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0)
+    codec.vae = Fixed(mel)
+    _, kept = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0)
+    assert dropped["partial_l1"] == pytest.approx(3.4)  # the mean error on the partial's bins
+    assert dropped["mel_l1"] == pytest.approx(3.4 / 80)  # what a plain L1 sees of it
+    assert kept["partial_l1"] == 0.0 and kept["mel_l1"] == 0.0

@@ -35,7 +35,7 @@ import torch
 WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
-VAE = dict(steps=3900, files=1600, batch=16, segment=16384, lr=1e-3)
+VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
 VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
@@ -65,8 +65,8 @@ def stage_data(out: Path) -> None:
     _log("data", f"{TRAIN_SCENES} train + {VALIDATION_SCENES} validation scenes in {out / 'synth'}")
 
 
-def _codec_part(out: Path, part: str, settings: dict) -> None:
-    torch.set_num_threads(1)
+def _codec_part(out: Path, part: str, settings: dict, *, threads: int = 1) -> None:
+    torch.set_num_threads(threads)
     from trainer.codec_fit import fit_codec, load_waves
     paths = sorted((out / "synth" / "train" / "audio").glob("*.wav"))[:settings["files"]]
     waves = load_waves(paths, 16000, 4.0)
@@ -323,12 +323,12 @@ def main(argv=None) -> int:
         stage_codec(out, then=lambda: stage_cache(out))
     if stage == "codec":
         stage_codec(out)
-    if stage == "vae":
-        _codec_part(out, "vae", VAE)
-    if stage == "vocoder":
-        _codec_part(out, "vocoder", VOCODER)
-    if stage == "vocoder-gan":
-        _codec_part(out, "vocoder-gan", VOCODER_GAN)
+    if stage == "vae":  # alone: both cores
+        _codec_part(out, "vae", VAE, threads=WORKERS)
+    if stage == "vocoder":  # alone: both cores
+        _codec_part(out, "vocoder", VOCODER, threads=WORKERS)
+    if stage == "vocoder-gan":  # alone: both cores
+        _codec_part(out, "vocoder-gan", VOCODER_GAN, threads=WORKERS)
     side = None
     if stage == "all":  # one core: the classifier, beside cache and fit
         side = mp.get_context("spawn").Process(target=_side_chain, args=(out, CLASSIFIER_PATH))
