@@ -158,13 +158,14 @@ def cached_shards(out: Path) -> list[dict]:
 
 
 def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
-              max_steps: int | None = None, overrides: dict | None = None) -> None:
+              max_steps: int | None = None, overrides: dict | None = None,
+              threads: int = 1) -> None:
     import dataclasses
 
     from trainer.export import new_network
     from trainer.loop import train
     from trainer.recipe import load_recipe
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     recipe = load_recipe(recipe_name)
     if overrides:
         recipe = dataclasses.replace(recipe, **overrides)
@@ -337,8 +338,8 @@ def main(argv=None) -> int:
         stage_cache(out)
     if stage == "latents":
         stage_latents(out)
-    if stage in ("all", "fit"):
-        stage_fit(out, max_steps=args.max_steps)
+    if stage in ("all", "fit"):  # `all`: the classifier trains on the other core
+        stage_fit(out, max_steps=args.max_steps, threads=1 if stage == "all" else WORKERS)
     if stage == "classifier":
         stage_classifier(out, CLASSIFIER_PATH)
     if stage == "ablation":
