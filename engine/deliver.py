@@ -10,10 +10,13 @@ from typing import Optional
 
 import numpy as np
 
-from engine.media.bwf import (OUTPUT_RATE, BroadcastInfo, LoudnessTarget, next_version,
-                              resample_to_output, write_bwf)
+from engine.cancel import raise_if_cancelled
+from engine.media.bwf import (OUTPUT_RATE, BroadcastInfo, LoudnessTarget, resample_to_output,
+                              write_bwf)
 from engine.media.decode import probe
 from engine.media.preview import mux_preview
+from engine.naming import (generation_stem, next_generation_version, next_version, preview_path,
+                           take_path)
 
 
 @dataclass
@@ -37,7 +40,7 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
                 preview: bool = True, loudness: Optional[LoudnessTarget] = None,
                 provenance: Optional[dict] = None, record_start: Optional[Fraction] = None,
                 frame_rate: Optional[Fraction] = None, paths: Optional[list[Path]] = None,
-                head_handle: Fraction = Fraction(0)) -> Delivered:
+                head_handle: Fraction = Fraction(0), cancel=None) -> Delivered:
     """Every take as `<stem>_take<k>_vNNN.wav` (or at `paths`) and the preview as
     `<stem>_preview_vNNN.mov`, all under one version number NNN. `record_start`: timeline seconds
     since midnight of the body (default: the media range's start); the first `head_handle`
@@ -46,25 +49,26 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
 
     Names are claimed atomically: when another run writing into the same folder takes a name
     first, this delivery moves to the next version. A delivery that fails or is interrupted
-    removes what it had written."""
+    removes what it had written; so does a `cancel` (polled before each file)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     media = Path(request.media)
-    stem = stem or f"{media.stem}_foley"
+    stem = stem or generation_stem(media)
     rate = frame_rate or probe(media).frame_rate or Fraction(25)
     record_start = Fraction(result.start) if record_start is None else Fraction(record_start)
     audio = [resample_to_output(take.audio[None], take.sample_rate)[:, : round(result.duration * OUTPUT_RATE)]
              for take in result.takes]
 
     def names(version: int) -> tuple[list[Path], Optional[Path]]:
-        takes = [out_dir / f"{stem}_take{take.index}_v{version:03d}.wav" for take in result.takes]
-        movie = out_dir / f"{stem}_preview_v{version:03d}.mov" if preview and audio else None
+        takes = [take_path(out_dir, stem, take.index, version) for take in result.takes]
+        movie = preview_path(out_dir, stem, version) if preview and audio else None
         return takes, movie
 
     def deliver(take_paths: list[Path], movie_path: Optional[Path]) -> Delivered:
         written: list[Path] = []
         try:
             for take, samples, path in zip(result.takes, audio, take_paths):
+                raise_if_cancelled(cancel, f"before writing {path.name}")
                 info = BroadcastInfo(description=_describe(result.settings, request.prompt, take)[:256],
                                      originator_reference=f"take{take.index}-seed{take.seed}",
                                      record_start=record_start, timecode_rate=rate,
@@ -73,6 +77,7 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
                                          loudness=loudness, head_handle=head_handle))
             movie = None
             if movie_path is not None:
+                raise_if_cancelled(cancel, f"before writing {movie_path.name}")
                 movie = mux_preview(media, result.start, result.duration, np.asarray(audio[0]),
                                     movie_path)
                 written.append(movie)
@@ -84,18 +89,12 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
 
     if paths:
         return deliver(list(paths), names(next_version(out_dir, f"{stem}_preview", ".mov"))[1])
-    version = _next_shared_version(out_dir, stem, len(result.takes))
+    version = next_generation_version(out_dir, stem, len(result.takes))
     for _ in range(CLAIM_ATTEMPTS):
         try:
             return deliver(*names(version))
         except FileExistsError:  # another run claimed one of these names first
-            version = max(version + 1, _next_shared_version(out_dir, stem, len(result.takes)))
+            version = max(version + 1, next_generation_version(out_dir, stem, len(result.takes)))
     raise FileExistsError(f"{out_dir}: other runs kept taking the next take names "
                           f"({stem}_take1_v{version:03d}.wav); try again")
 
-
-def _next_shared_version(out_dir: Path, stem: str, takes: int) -> int:
-    """One past the highest version of any take or preview of `stem`: a take and its preview
-    always share their number."""
-    return max([next_version(out_dir, f"{stem}_take{k}") for k in range(1, max(takes, 1) + 1)]
-               + [next_version(out_dir, f"{stem}_preview", ".mov")])

@@ -21,7 +21,8 @@ import torch
 from engine.analysis.sync import motion_onsets, sync_score
 from engine.bundles import Bundle, load_bundle
 from engine.bundles.components import load_codec, load_encoder
-from engine.cancel import Cancelled
+from engine.cancel import CancelCheck, Progress, ProgressCallback, raise_if_cancelled
+from engine.errors import RequestError
 from engine.features.base import VideoFeatures, encode_range
 from engine.media.decode import decode_frames, probe
 from engine.media.errors import MediaError
@@ -79,13 +80,14 @@ def window_starts(duration: float, window: float, overlap: float = CROSSFADE) ->
 
 class FoleyPipeline:
     def __init__(self, bundle: Bundle | Path | str, *, device: str | torch.device = "cpu",
-                 feature_cache=None):
+                 feature_cache=None, frame_decoder: Callable = decode_frames):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
         self.device = torch.device(device)
         self.network = self.bundle.network.to(self.device).eval()
         self.codec = load_codec(self.bundle)
         self.encoder = load_encoder(self.bundle)
         self.feature_cache = feature_cache
+        self.frame_decoder = frame_decoder  # PyAV; tests give a slow one to check cancelling
         self.defaults = {**FALLBACK_DEFAULTS, **self.bundle.defaults}
 
     @property
@@ -93,11 +95,14 @@ class FoleyPipeline:
         return self.codec.sampling_rate
 
     # ------------------------------------------------------------------ pieces
-    def video_features(self, media: Path, start: Fraction, duration: Fraction) -> VideoFeatures:
+    def video_features(self, media: Path, start: Fraction, duration: Fraction,
+                       cancel: Optional[CancelCheck] = None) -> VideoFeatures:
+        decoder = self.frame_decoder if cancel is None else \
+            (lambda *args: self.frame_decoder(*args, cancel=cancel))
         if self.feature_cache is not None:
-            return self.feature_cache.video_features(media, start, duration, self.encoder)
-        clip, sync = decode_frames(media, start, duration,
-                                   (self.encoder.clip_spec, self.encoder.sync_spec))
+            return self.feature_cache.video_features(media, start, duration, self.encoder,
+                                                     decoder=decoder)
+        clip, sync = decoder(media, start, duration, (self.encoder.clip_spec, self.encoder.sync_spec))
         return encode_range(self.encoder, clip, sync)
 
     def settings(self, request: GenerateRequest) -> dict:
@@ -107,18 +112,22 @@ class FoleyPipeline:
         mode = request.mode or self.defaults["mode"]
         steps = int(self.defaults["steps"] if request.steps is None else request.steps)
         if mode not in GUIDANCE_MODES:
-            raise ValueError(f"guidance mode {mode!r}: choose one of {GUIDANCE_MODES}")
+            raise RequestError(f"guidance mode {mode!r}: choose one of {GUIDANCE_MODES}",
+                               field="mode")
         if not math.isfinite(guidance) or guidance < 0:
-            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+            raise RequestError(f"guidance must be a finite number >= 0, got {guidance}",
+                               field="guidance")
         if not 1 <= steps <= MAX_STEPS:
-            raise ValueError(f"steps must be from 1 to {MAX_STEPS}, got {steps}")
+            raise RequestError(f"steps must be from 1 to {MAX_STEPS}, got {steps}", field="steps")
         if not 1 <= request.takes <= MAX_TAKES:
-            raise ValueError(f"takes must be from 1 to {MAX_TAKES}, got {request.takes}")
+            raise RequestError(f"takes must be from 1 to {MAX_TAKES}, got {request.takes}",
+                               field="takes")
         if request.best_of is not None and not request.takes <= request.best_of <= MAX_TAKES:
-            raise ValueError(f"best-of must be from the number of takes ({request.takes}) to "
-                             f"{MAX_TAKES}, got {request.best_of}")
+            raise RequestError(f"best-of must be from the number of takes ({request.takes}) to "
+                               f"{MAX_TAKES}, got {request.best_of}", field="best_of")
         if not 0 <= int(request.seed) < 2 ** 64:
-            raise ValueError(f"seed must be a whole number from 0 to 2^64 - 1, got {request.seed}")
+            raise RequestError(f"seed must be a whole number from 0 to 2^64 - 1, got "
+                               f"{request.seed}", field="seed")
         return {"guidance": guidance, "mode": mode, "steps": steps}
 
     @torch.no_grad()
@@ -154,8 +163,11 @@ class FoleyPipeline:
 
     # ------------------------------------------------------------------ whole requests
     def generate(self, request: GenerateRequest, *,
-                 progress: Optional[Callable[[int, int], None]] = None,
-                 cancel: Optional[Callable[[], bool]] = None) -> GenerateResult:
+                 progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelCheck] = None) -> GenerateResult:
+        """The takes of one request, in memory. `progress` gets `Progress` events (features per
+        window, sampling per step, decoding per window); `cancel` is polled between decoded
+        frames, sampler steps and windows, so a cancel lands within one of those units."""
         settings = self.settings(request)
         media = Path(request.media)
         info = probe(media)
@@ -185,7 +197,12 @@ class FoleyPipeline:
         length = Fraction(window).limit_denominator(100000)
         windows = [(index, start + Fraction(offset).limit_denominator(100000), length)
                    for index, offset in enumerate(starts)]
-        features = [self.video_features(media, s, d) for _, s, d in windows]
+        report = progress or (lambda event: None)
+        features = []
+        for done, (_, s, d) in enumerate(windows):
+            report(Progress("features", done, len(windows)))
+            features.append(self.video_features(media, s, d, cancel=cancel))
+        report(Progress("features", len(windows), len(windows)))
         timings["features_s"] = time.perf_counter() - began
         began = time.perf_counter()
         text = self.encoder.encode_text([request.prompt])
@@ -195,19 +212,28 @@ class FoleyPipeline:
         total = len(windows) * settings["steps"]
         candidates = request.best_of or request.takes
         pieces: list[list[np.ndarray]] = [[] for _ in range(candidates)]
+        decode_s = 0.0
         for w, (index, _, _) in enumerate(windows):
-            if cancel is not None and cancel():
-                raise Cancelled(f"cancelled before window {w + 1} of {len(windows)}")
+            raise_if_cancelled(cancel, f"before window {w + 1} of {len(windows)}")
             noise = torch.cat([self.noise(request.seed + k, index, latent_len)
                                for k in range(candidates)])
-            step_progress = None if progress is None else \
-                (lambda done, _n, w=w: progress(w * settings["steps"] + done, total))
-            latents = self.sample_latents([features[w]] * candidates, text, negative, noise,
-                                          settings, progress=step_progress, cancel=cancel)
-            audio = self.decode(latents).numpy()
+            report(Progress("sampling", w * settings["steps"], total))
+            latents = self.sample_latents(
+                [features[w]] * candidates, text, negative, noise, settings, cancel=cancel,
+                progress=lambda done, _n, w=w: report(Progress("sampling", w * settings["steps"]
+                                                               + done, total)))
+            # one take at a time, so that a cancel during decoding (the slow part of a one-step
+            # request) lands within one take's decode, not the whole batch's
             for k in range(candidates):
-                pieces[k].append(audio[k, : round(window * self.sample_rate)])
+                raise_if_cancelled(cancel, f"while decoding window {w + 1} of {len(windows)}")
+                report(Progress("decoding", w * candidates + k, len(windows) * candidates))
+                decoding = time.perf_counter()
+                audio = self.decode(latents[k:k + 1]).numpy()[0]
+                decode_s += time.perf_counter() - decoding
+                pieces[k].append(audio[: round(window * self.sample_rate)])
+        report(Progress("decoding", len(windows) * candidates, len(windows) * candidates))
         timings["generate_s"] = time.perf_counter() - began
+        timings["decode_s"] = decode_s
         n = round(float(duration) * self.sample_rate)
         picture = picture_onsets(features, starts, float(self.encoder.sync_spec.fps))
         takes = []

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, NoReturn, Optional
 
-TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;])(\d{2})$")
+from engine.timecode import TIMECODE, timecode_seconds
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -77,26 +76,6 @@ class TimePoint:
         return timecode_seconds(self.timecode, rate, drop) - start
 
 
-def timecode_frames(text: str, rate: Fraction, drop: Optional[bool] = None) -> int:
-    """HH:MM:SS:FF -> a frame count from midnight, counted by OpenTimelineIO (as the timeline
-    selections are); drop-frame at 29.97 / 59.94 when `drop`, or when typed with `;`."""
-    match = TIMECODE.match(text.strip())
-    if match is None:
-        raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF")
-    hours, minutes, seconds, separator, frames = match.groups()
-    drop = separator == ";" if drop is None else drop
-    import opentimelineio as otio
-    try:
-        return round(otio.opentime.from_timecode(
-            f"{hours}:{minutes}:{seconds}{';' if drop else ':'}{frames}", float(rate)).value)
-    except Exception as err:  # OTIO's own words: frames beyond the rate, and the like
-        raise ValueError(f"timecode {text!r} is not valid at this movie's rate ({err})") from None
-
-
-def timecode_seconds(text: str, rate: Fraction, drop: Optional[bool] = None) -> Fraction:
-    return Fraction(timecode_frames(text, rate, drop)) / Fraction(rate)
-
-
 def time_point(text: str) -> TimePoint:
     """Seconds ("12.5") or a source timecode ("01:00:04:12")."""
     if TIMECODE.match(text.strip()):
@@ -106,6 +85,13 @@ def time_point(text: str) -> TimePoint:
     except argparse.ArgumentTypeError as err:
         raise argparse.ArgumentTypeError(f"{err} (seconds, or a timecode HH:MM:SS:FF)") from None
     return TimePoint(seconds=Fraction(seconds).limit_denominator(100000))
+
+
+def user_error_line(err: Exception, flags: dict[str, str]) -> str:
+    """A UserError in the command line's words: the message, and the option that sets the field
+    at fault when the command has one."""
+    flag = flags.get(getattr(err, "field", None) or "")
+    return f"error: {err} ({flag})" if flag else f"error: {err}"
 
 
 def os_error_line(err: OSError, where: object) -> str:

@@ -8,6 +8,7 @@ a preview movie, under new versioned names. `--toy` runs the older 2-D illustrat
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,12 +18,21 @@ DEMO_CLIP = DEMO_DIR / "demo.mp4"
 
 def run(out: Path | str = "demo-output", seed: int = 0) -> int:
     began = time.perf_counter()
-    from mfmjt_plugin.generate_cli import generate
+    from mfmjt_plugin.generate_cli import generate, take_request
     events = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
     contacts = ", ".join(f"{e['time']:.2f}" for e in events["events"])
     print(f"MF-MJT demo: {DEMO_CLIP.name} ({events['duration']:g} s, {events['sound_class']}, "
           f"contacts at {contacts} s) on the starter model")
-    report = generate(DEMO_CLIP, bundle="starter", out=Path(out), seed=seed)
+    from engine.errors import UserError
+    from mfmjt_plugin.cli_types import os_error_line, user_error_line
+    try:
+        report = generate(take_request(DEMO_CLIP, out=Path(out), seed=seed, bundle="starter"))
+    except UserError as err:
+        print(user_error_line(err, {"out": "--out", "seed": "--seed"}), file=sys.stderr)
+        return 1
+    except OSError as err:  # the machine's: a full disk, a read-only volume
+        print(os_error_line(err, out), file=sys.stderr)
+        return 1
     t = report["timings"]
     for path in report["takes"]:
         print(f"take:    {path}")

@@ -8,8 +8,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from mfmjt_plugin.cli_types import timecode_seconds
-
 
 def add_parser(sub) -> None:
     gen = sub.add_parser("generate", help="generate Foley takes for a movie (range)")
@@ -37,50 +35,18 @@ def add_parser(sub) -> None:
     gen.add_argument("--json", action="store_true", help="print paths, timings and provenance")
 
 
-def resolve_bundle(name: str) -> Path:
-    """A bundle folder, the shipped `starter`, or a bundle registered under that name."""
-    from engine.paths import data_dir, starter_bundle_dir
-    if name == "starter":
-        return starter_bundle_dir()
-    path = Path(name)
-    if path.exists():
-        return path
-    registered = data_dir() / "bundles" / name
-    if registered.exists():
-        return registered
-    raise FileNotFoundError(f"bundle {name!r} is neither a folder nor a registered bundle; "
-                            f"pass a bundle path or `starter`")
+# the seam's field names -> this command's options (engine/errors.py: front ends add their words)
+FLAGS = {"out": "--out", "bundle": "--bundle", "guidance": "--guidance", "mode": "--mode",
+         "steps": "--steps", "takes": "--takes", "best_of": "--best-of", "seed": "--seed",
+         "timecode": "--start/--end"}
 
 
-def writable_folder(folder: Path) -> None:
-    from engine.atomic import unwritable_reason
-    reason = unwritable_reason(folder)
-    if reason == "it is a file, not a folder":
-        raise ValueError(f"{folder} is a file, not a folder; give --out a folder for the takes")
-    if reason is not None:
-        raise ValueError(f"{folder}: cannot write there ({reason}); choose another --out folder")
-
-
-def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
-             prompt: str = "", negative_prompt: str = "", guidance=None, mode=None, steps=None,
-             seed: int = 0, takes: int = 1, best_of: Optional[int] = None, preview: bool = True,
-             quiet: bool = False) -> dict:
-    import time
-
-    from engine.deliver import write_takes
-    from engine.features.cache import FeatureCache
-    from engine.pipeline import FoleyPipeline, GenerateRequest
-    from mfmjt_plugin.progress import lazy_bar
-
+def take_request(video: Path, *, out: Path, start=None, end=None, **settings):
+    """The seam's request for `video`, --start / --end resolved to seconds from its first frame
+    (a timecode counts in the movie's own timecode)."""
+    from engine.jobs import TakeRequest
     from engine.media.decode import probe
     from mfmjt_plugin.cli_types import TimePoint
-
-    began = time.perf_counter()
-    out = Path(out)
-    if best_of is not None and best_of < takes:
-        raise ValueError(f"--best-of {best_of} is fewer than --takes {takes}; give --best-of at "
-                         f"least the number of takes")
-    writable_folder(out)  # before any work: a wrong --out must not cost a generation
     info = probe(video)
 
     def seconds(point) -> Optional[Fraction]:
@@ -89,53 +55,39 @@ def generate(video: Path, *, bundle: str, out: Path, start=None, end=None,
         if isinstance(point, TimePoint):
             seconds = point.resolve(info.frame_rate, info.timecode)
             if info.timecode is None and point.timecode and info.duration and seconds > info.duration:
-                raise ValueError(f"{video} has no timecode track, so timecodes count from "
-                                 f"00:00:00:00 and {point.timecode} lies past its end "
-                                 f"({float(info.duration):.3f} s); give --start/--end in seconds")
+                from engine.errors import UserError
+                raise UserError(f"{video} has no timecode track, so timecodes count from "
+                                f"00:00:00:00 and {point.timecode} lies past its end "
+                                f"({float(info.duration):.3f} s); give the range in seconds",
+                                field="timecode")
             return seconds
         return Fraction(point).limit_denominator(100000)
-    # the picture's features are cached on disk: regenerating a range with another seed, prompt
-    # or guidance skips decoding and encoding it again
-    pipeline = FoleyPipeline(resolve_bundle(bundle), feature_cache=FeatureCache())
-    load_s = time.perf_counter() - began
-    request = GenerateRequest(media=video, start=seconds(start) or Fraction(0), end=seconds(end),
-                              prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
-                              mode=mode, steps=steps, seed=seed, takes=takes, best_of=best_of)
-    pipeline.settings(request)  # every number checked before the picture is decoded
-    with lazy_bar("generating", "step", disable=quiet) as progress:
-        result = pipeline.generate(request, progress=progress)
-    began = time.perf_counter()
-    provenance = {"bundle": str(pipeline.bundle.path), "network_sha256": pipeline.bundle.network_sha256,
-                  "codec_version": getattr(pipeline.codec, "version", None), **result.settings, "seed": seed, "prompt": prompt,
-                  "negative_prompt": negative_prompt}
-    # the takes carry the source's time of day: its timecode track plus the range start
-    source_start = timecode_seconds(info.timecode, info.frame_rate or Fraction(25)) \
-        if info.timecode else Fraction(0)
-    delivered = write_takes(result, request, out, preview=preview, provenance=provenance,
-                            record_start=source_start + result.start)
-    timings = {"load_s": load_s, **result.timings, "write_s": time.perf_counter() - began}
-    return {"takes": [str(p) for p in delivered.takes],
-            "take_details": [{"path": str(p), "seed": t.seed, "sync_score": t.sync_score}
-                             for p, t in zip(delivered.takes, result.takes)],
-            "preview": str(delivered.preview) if delivered.preview else None,
-            "range": [float(result.start), float(result.start + result.duration)],
-            "settings": result.settings, "timings": {k: round(v, 3) for k, v in timings.items()},
-            "provenance": provenance}
+    return TakeRequest(media=Path(video), out=Path(out), start=seconds(start) or Fraction(0),
+                       end=seconds(end), **settings)
+
+
+def generate(request, *, quiet: bool = False) -> dict:
+    """The seam with a progress bar per stage; the report as JSON."""
+    from engine.jobs import generate_takes
+    from mfmjt_plugin.progress import stage_bars
+    with stage_bars(disable=quiet) as progress:
+        return generate_takes(request, progress=progress).to_json()
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bundles import BundleError
-    from engine.media.errors import MediaError
+    from engine.errors import UserError
+    from mfmjt_plugin.cli_types import user_error_line
     try:
-        report = generate(Path(args.video), bundle=args.bundle, out=Path(args.out),
-                          start=args.start, end=args.end, prompt=args.prompt,
-                          negative_prompt=args.negative_prompt, guidance=args.guidance,
-                          mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
-                          best_of=args.best_of, preview=not args.no_preview, quiet=args.json)
-    except (BundleError, MediaError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        request = take_request(
+            Path(args.video), out=Path(args.out), start=args.start, end=args.end,
+            prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
+            mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
+            best_of=args.best_of, bundle=args.bundle, preview=not args.no_preview)
+        report = generate(request, quiet=args.json)
+    except UserError as err:
+        print(user_error_line(err, FLAGS), file=sys.stderr)
         return 1
-    except OSError as err:  # ours (a bundle not found), or the machine's: a full disk, read-only
+    except OSError as err:  # the machine's: a full disk, a read-only volume
         from mfmjt_plugin.cli_types import os_error_line
         print(os_error_line(err, args.out), file=sys.stderr)
         return 1

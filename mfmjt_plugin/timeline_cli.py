@@ -80,10 +80,16 @@ def inspect(args) -> dict:
             "markers": markers, "missing_media": sorted(set(missing))}
 
 
+# the seam's field names -> this command's options
+FLAGS = {"media_out": "--media-out", "timeline_out": "--timeline-out", "bundle": "--bundle",
+         "guidance": "--guidance", "mode": "--mode", "steps": "--steps", "takes": "--takes",
+         "best_of": "--best-of", "seed": "--seed"}
+
+
 def run(args: argparse.Namespace) -> int:
+    from engine.errors import UserError
+    from mfmjt_plugin.cli_types import user_error_line
     from mfmjt_plugin.timeline.segments import TimelineError
-    from engine.bundles import BundleError
-    from engine.media.errors import MediaError
     try:
         if args.timeline_command == "inspect":
             report = inspect(args)
@@ -125,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
                                 sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
                                 search=args.search, timeline_dir=args.timeline_out,
                                 progress=progress)
-    except (TimelineError, BundleError, MediaError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except UserError as err:
+        print(user_error_line(err, FLAGS), file=sys.stderr)
         return 1
     except OSError as err:  # ours (a bundle not found), or the machine's
         from mfmjt_plugin.cli_types import os_error_line

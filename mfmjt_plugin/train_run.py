@@ -8,29 +8,35 @@ from pathlib import Path
 
 
 def cache(args: argparse.Namespace) -> int:
+    return cache_library(Path(args.library), str(args.bundle), Path(args.out),
+                         window=args.window, files_per_shard=args.files_per_shard)
+
+
+def cache_library(library: Path, bundle_name: str, out: Path, *, window: float,
+                  files_per_shard: int) -> int:
+    """Scan a sound library and cache its latents and features with the bundle's codec and
+    encoders (resumable); 1 when the library has nothing usable."""
     from tqdm import tqdm
 
     from engine.bundles import load_bundle
     from engine.bundles.components import load_codec, load_encoder
+    from engine.bundles.resolve import resolve_bundle
     from trainer.cache import build_cache
     from trainer.data import scan_library
-
-    from mfmjt_plugin.generate_cli import resolve_bundle
-    bundle = load_bundle(resolve_bundle(str(args.bundle)))
-    report = scan_library(args.library, window_seconds=args.window)
+    bundle = load_bundle(resolve_bundle(bundle_name))
+    report = scan_library(library, window_seconds=window)
     print(report.to_text())
     if not report.usable:
         return 1
     codec = load_codec(bundle)
     with tqdm(desc="caching", unit="shard") as bar:
-        summary = build_cache(report, Path(args.out), codec=codec, encoder=load_encoder(bundle),
-                              sample_rate=codec.sampling_rate,
-                              files_per_shard=args.files_per_shard,
+        summary = build_cache(report, out, codec=codec, encoder=load_encoder(bundle),
+                              sample_rate=codec.sampling_rate, files_per_shard=files_per_shard,
                               progress=lambda done, total: (setattr(bar, "total", total),
                                                             bar.update(done - bar.n)))
-    (Path(args.out) / "scan.json").write_text(report.to_json())
+    (out / "scan.json").write_text(report.to_json())
     print(f"cache: {summary.windows} windows in {summary.shards} shards "
-          f"({len(summary.reused)} reused) -> {args.out}")
+          f"({len(summary.reused)} reused) -> {out}")
     return 0
 
 
@@ -72,8 +78,8 @@ def fit(args: argparse.Namespace) -> int:
     from trainer.loop import train
     from trainer.recipe import load_recipe
 
+    from engine.bundles.resolve import resolve_bundle
     from engine.model.config import preset_config
-    from mfmjt_plugin.generate_cli import resolve_bundle
     from trainer.export import new_network
 
     recipe = load_recipe(args.recipe)
@@ -89,8 +95,7 @@ def fit(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
         window = args.window or config.training_duration
-        status = cache(argparse.Namespace(library=data, bundle=init, out=out / "cache",
-                                          window=window, files_per_shard=4))
+        status = cache_library(data, str(init), out / "cache", window=window, files_per_shard=4)
         if status:
             return status
         data = out / "cache"
@@ -202,7 +207,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.pipeline import FoleyPipeline, GenerateRequest
-    from mfmjt_plugin.generate_cli import resolve_bundle
+    from engine.bundles.resolve import resolve_bundle
     from trainer.classifier import load_classifier
     from trainer.evaluate import evaluate as run_evaluation
 
@@ -221,7 +226,7 @@ def evaluate(args: argparse.Namespace) -> int:
     metrics["bundle"] = str(pipeline.bundle.path)
     text = json.dumps(metrics, indent=2)
     from engine.atomic import atomic_write_bytes
-    from engine.media.bwf import next_version_path
+    from engine.naming import next_version_path
     name = Path(metrics["bundle"]).name
     report = atomic_write_bytes(next_version_path(Path(args.out), f"evaluate_{name}_seed{args.seed}",
                                                   ".json"), (text + "\n").encode())

@@ -59,8 +59,9 @@ def test_bad_numbers_are_one_line_at_parse_time(tmp_path, capsys, movie, args, m
 def test_best_of_fewer_than_takes_is_one_line_before_any_work(tmp_path, capsys, movie):
     code, err = _generate(capsys, str(movie), "--out", str(tmp_path / "out"), "--takes", "3",
                           "--best-of", "2", "--bundle", str(tmp_path / "no-bundle-needed"))
-    assert code == 1 and err == ("error: --best-of 2 is fewer than --takes 3; give --best-of at "
-                                 "least the number of takes\n")
+    # the library names the setting; the command line adds the option that sets it
+    assert code == 1 and err == ("error: best-of 2 is fewer than the 3 takes asked for; generate "
+                                 "at least as many candidates as takes (--best-of)\n")
     assert not (tmp_path / "out").exists()
 
 
@@ -69,12 +70,12 @@ def test_an_out_that_is_a_file_or_unwritable_fails_before_generating(tmp_path, c
     taken = tmp_path / "takes.wav"
     taken.write_bytes(b"mine")
     code, err = _generate(capsys, str(movie), "--out", str(taken), "--bundle", str(bundle))
-    assert (code, err) == (1, f"error: {taken} is a file, not a folder; give --out a folder for "
-                              "the takes\n")
+    assert (code, err) == (1, f"error: {taken} is a file, not a folder; choose a folder for the "
+                              "takes (--out)\n")
     assert taken.read_bytes() == b"mine"
     code, err = _generate(capsys, str(movie), "--out", "/proc/mfmjt-takes", "--bundle", str(bundle))
     assert code == 1 and err.startswith("error: /proc/mfmjt-takes: cannot write there (")
-    assert err.endswith("); choose another --out folder\n")
+    assert err.endswith("); choose another folder for the takes (--out)\n")
 
 
 def test_a_range_past_the_end_names_the_end_that_was_asked(tmp_path, capsys, movie, bundle):  # noqa: F811
@@ -171,7 +172,8 @@ def test_timecodes_are_checked_and_follow_the_sources_drop_frame(tmp_path, capsy
                                        "`mfmjt generate --help`\n")
     code, err = _generate(capsys, str(movie), "--start", "01:00:00:99", "--out", str(tmp_path))
     assert (code, err) == (1, "error: timecode '01:00:00:99' is not valid at this movie's rate "
-                              "(Frame rate mismatch.  Timecode '01:00:00:99' has frames beyond 24)\n")
+                              "(Frame rate mismatch.  Timecode '01:00:00:99' has frames beyond "
+                              "24) (--start/--end)\n")
 
 
 def test_an_end_before_the_start_and_a_timecode_without_a_track_are_named(tmp_path, capsys, bundle):  # noqa: F811
@@ -184,4 +186,4 @@ def test_an_end_before_the_start_and_a_timecode_without_a_track_are_named(tmp_pa
                           "--out", str(tmp_path / "o"), "--bundle", str(bundle))
     assert (code, err) == (1, f"error: {plain} has no timecode track, so timecodes count from "
                               "00:00:00:00 and 01:00:00:10 lies past its end (4.000 s); give "
-                              "--start/--end in seconds\n")
+                              "the range in seconds (--start/--end)\n")

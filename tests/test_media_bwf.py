@@ -7,7 +7,8 @@ import opentimelineio as otio
 import pytest
 
 from engine.media.bwf import (BroadcastInfo, LoudnessTarget, encode_bwf, frame_exact_length,
-                              next_version_path, read_bwf, resample_to_output, write_bwf)
+                              read_bwf, resample_to_output, write_bwf)
+from engine.naming import next_version_path
 
 RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
          Fraction(50), Fraction(60000, 1001), Fraction(60)]

@@ -103,12 +103,16 @@ def test_takes_have_the_exact_length_and_depend_only_on_the_seed(pipeline, movie
 
 
 def test_a_range_longer_than_the_window_is_generated_in_crossfaded_windows(pipeline, movie):
-    steps_seen = []
-    result = pipeline.generate(GenerateRequest(media=movie, seed=1, steps=2),
-                               progress=lambda done, total: steps_seen.append((done, total)))
+    events = []
+    result = pipeline.generate(GenerateRequest(media=movie, seed=1, steps=2), progress=events.append)
     assert result.duration == probe(movie).duration
     assert result.takes[0].audio.shape == (round(float(result.duration) * 16000),)
-    assert steps_seen[-1] == (4, 4)  # two windows x two steps
+    # two windows: their pictures, then per window two steps and its decode, in order
+    assert [(e.stage, e.done, e.total) for e in events] == [
+        ("features", 0, 2), ("features", 1, 2), ("features", 2, 2),
+        ("sampling", 0, 4), ("sampling", 1, 4), ("sampling", 2, 4), ("decoding", 0, 2),
+        ("sampling", 2, 4), ("sampling", 3, 4), ("sampling", 4, 4), ("decoding", 1, 2),
+        ("decoding", 2, 2)]
 
 
 def test_bad_ranges_and_cancel_are_reported(pipeline, movie, tmp_path):

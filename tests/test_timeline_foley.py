@@ -255,7 +255,7 @@ def test_unwritable_outputs_fail_before_work_and_a_failed_write_leaves_nothing(
         assert main(["timeline", "foley", str(source), "--all", "--bundle", str(bundle),
                      option, str(blocker / "sub")]) == 1
         err = capsys.readouterr().err
-        assert f"{blocker / 'sub'}: cannot write there" in err and f"with {option}" in err
+        assert f"{blocker / 'sub'}: cannot write there" in err and err.endswith(f"({option})\n")
     # MLT cannot hold a freeze frame: the writer fails after the takes were generated, and the
     # takes and their new folder go with it
     timeline = otio.adapters.read_from_file(str(source))

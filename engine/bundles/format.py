@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_directory
+from engine.errors import UserError
 from engine.model import MFMJT, NetworkConfig
 
 FORMAT_NAME = "mfmjt-bundle"
@@ -27,7 +28,7 @@ NETWORK_FILE = "network.safetensors"
 MODES = ("meanflow", "flow_matching")
 
 
-class BundleError(ValueError):
+class BundleError(UserError):
     """A bundle that cannot be used; the message names the file (and key) at fault."""
 
 

@@ -13,6 +13,7 @@ from typing import Mapping, Optional
 import torch
 
 from engine.bundles.format import file_digest
+from engine.errors import UserError
 from engine.model import DELTA_EMBEDDER_PREFIX, LEGACY_KEYS, MFMJT, PRESETS, build_network
 from engine.model.network import new_delta_embedder
 
@@ -41,7 +42,7 @@ OFFICIAL_FILES: dict[str, OfficialFile] = {
 }
 
 
-class OfficialImportError(ValueError):
+class OfficialImportError(UserError):
     """An official file that cannot be imported; the message names the file and what was expected."""
 
 

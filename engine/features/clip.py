@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.errors import UserError
+
 OFFICIAL_MODEL = "ViT-H-14-378-quickgelu"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -41,8 +43,8 @@ class ClipFeatures:
         self.weights = Path(weights) if weights is not None else None
         self.batch_size = batch_size
         if self.weights is not None and self.weights.suffix != ".safetensors":
-            raise ValueError(f"{self.weights}: CLIP weights must be a .safetensors file "
-                             f"(import official files with `mfmjt weights import`)")
+            raise UserError(f"{self.weights}: CLIP weights must be a .safetensors file "
+                            f"(import official files with `mfmjt weights import`)", field="bundle")
         model = open_clip.create_model(model_name, pretrained=None)
         if self.weights is not None:
             model.load_state_dict(load_file(str(self.weights)), strict=True)

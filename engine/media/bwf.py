@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import re
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -237,24 +236,6 @@ def read_bwf(path: Path | str) -> BwfFile:
     return BwfFile(samples=frames.T.astype(np.float32), sample_rate=rate, bit_depth=bits,
                    is_float=fmt_tag == 3, bext=_parse_bext(chunks["bext"]) if "bext" in chunks else {},
                    ixml=chunks.get("iXML", b"").decode("utf-8"), chunk_order=order)
-
-
-_VERSION = re.compile(r"_v(\d{3,})$")
-
-
-def next_version(directory: Path | str, stem: str, suffix: str = ".wav") -> int:
-    """One past the highest NNN of the existing `<stem>_vNNN<suffix>` (never reused)."""
-    highest = 0
-    for existing in Path(directory).glob(f"{stem}_v*{suffix}"):
-        match = _VERSION.search(existing.name[: -len(suffix)] if suffix else existing.name)
-        if match and existing.name.startswith(stem + "_v"):
-            highest = max(highest, int(match.group(1)))
-    return highest + 1
-
-
-def next_version_path(directory: Path | str, stem: str, suffix: str = ".wav") -> Path:
-    """`<stem>_vNNN<suffix>` with NNN one past the highest existing version (never reused)."""
-    return Path(directory) / f"{stem}_v{next_version(directory, stem, suffix):03d}{suffix}"
 
 
 def resample_to_output(samples: np.ndarray, sample_rate: int,

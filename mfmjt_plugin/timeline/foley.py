@@ -3,7 +3,6 @@ holding the Foley tracks, beside the source. The source timeline and media are o
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -12,13 +11,13 @@ from typing import Callable, Optional
 
 import opentimelineio as otio
 
+from engine.naming import handles, timeline_take_paths, timeline_take_stem
 from mfmjt_plugin.timeline import fcp7_patch, fcpxml_patch
 from mfmjt_plugin.timeline.insert import Placement, insert_foley
 from mfmjt_plugin.timeline.io import read_timeline, write_new_version, write_text_version
 from mfmjt_plugin.timeline.segments import RT, TR, Segment, TimelineError, resolve_segments
 from mfmjt_plugin.timeline.selection import Selection, exact_rate, selection_range, to_timecode
 
-HANDLE_SECONDS = 1.0  # NLE.md: at least 1 s of handle in each file
 
 
 @dataclass(frozen=True)
@@ -32,13 +31,6 @@ class FoleySettings:
     steps: Optional[int] = None
     seed: int = 0
     bundle: str = "starter"
-
-
-MEDIA_SUFFIX = re.compile(r"\.(mov|mp4|m4v|mxf|avi|mkv|mts|r3d|braw|wav|aif|aiff)$", re.I)
-
-
-def _slug(text: str, limit: int = 24) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit] or "foley"
 
 
 def merge_contiguous(segments: list[Segment]) -> list[Segment]:
@@ -111,7 +103,8 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                rate: Optional[float] = None, sequence: Optional[str] = None,
                fmt: Optional[str] = None, out_dir: Optional[Path] = None,
                search: Optional[Path] = None, timeline_dir: Optional[Path] = None,
-               progress: Optional[Callable[[int, int], None]] = None) -> dict:
+               progress: Optional[Callable[[int, int], None]] = None,
+               cancel: Optional[Callable[[], bool]] = None) -> dict:
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
@@ -146,10 +139,11 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                files=files)
     written: list[Path] = []
     try:
-        for folder, option in ((out_dir, "--media-out"), (timeline_dir, "--timeline-out")):
-            ensure_writable(folder, option)
+        for folder, what, name in ((out_dir, "the takes", "media_out"),
+                                   (timeline_dir, "the new timeline", "timeline_out")):
+            ensure_writable(folder, what, name)
         preflight_write(job, segments)
-        report = _generate_and_insert(job, segments, files, progress, written)
+        report = _generate_and_insert(job, segments, files, progress, written, cancel)
         report["selection"] = selection.describe()
         report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
                               **record(s)} for s in generated]
@@ -163,14 +157,14 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
         raise
 
 
-def ensure_writable(folder: Path, option: str) -> None:
+def ensure_writable(folder: Path, what: str, field_name: str) -> None:
     """Fail before any work if `folder` cannot take new files (read-only volume, permissions, a
     file in the way)."""
     from engine.atomic import unwritable_reason
     reason = unwritable_reason(folder)
     if reason is not None:
         raise TimelineError(f"{folder}: cannot write there ({reason}); choose another folder "
-                            f"with {option}")
+                            f"for {what}", field=field_name)
 
 
 @dataclass(frozen=True)
@@ -199,15 +193,12 @@ def _patches_fcpxml(source: Path, fmt: Optional[str]) -> bool:
 
 def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
                          progress: Optional[Callable[[int, int], None]],
-                         written: list[Path]) -> dict:
+                         written: list[Path], cancel: Optional[Callable[[], bool]]) -> dict:
     """Generate each segment's takes (appending every WAV to `written` as it lands), then write
     the new timeline version."""
-    from engine.deliver import write_takes
-    from engine.features.cache import FeatureCache
-    from engine.media.bwf import OUTPUT_RATE, next_version
+    from engine.jobs import TakeRequest, generate_takes, load_pipeline
+    from engine.media.bwf import OUTPUT_RATE
     from engine.media.decode import probe
-    from engine.pipeline import FoleyPipeline, GenerateRequest
-    from mfmjt_plugin.generate_cli import resolve_bundle
 
     timeline, settings, out_dir = job.timeline, job.settings, job.out_dir
     timeline_rate = segments[0].rate
@@ -215,7 +206,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
     start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
     # video features cached on disk: regenerating with other seeds or guidance, or re-running a
     # cancelled job, does not look at the picture again
-    pipeline = FoleyPipeline(resolve_bundle(settings.bundle), feature_cache=FeatureCache())
+    pipeline = load_pipeline(settings.bundle)
     placements, takes_report = [], []
     picture_size = (1920, 1080)
     for index, segment in enumerate(segments):
@@ -224,49 +215,34 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         if index == 0 and info.has_video:
             picture_size = info.display_size
         body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
-        # whole frames of handle, in exact arithmetic: 30 frames at 59.94 are 0.5005 s, and
-        # int(0.5005 * 59.94...) in floats is 29. The head stops at the media's first frame and
-        # at the timeline's start (a clip at 00:00:00:00 gets none: nothing can precede it, and a
-        # BWF time reference cannot go before midnight).
         record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
-        head_frames = math.floor(min(Fraction(HANDLE_SECONDS), body_start, record_offset) * frame_rate)
-        head = Fraction(head_frames) / frame_rate
-        tail = min(Fraction(HANDLE_SECONDS), max(Fraction(0), info.duration - body_start - body_duration))
-        request = GenerateRequest(media=media, start=body_start - head,
-                                  end=body_start + body_duration + tail, prompt=settings.prompt,
-                                  negative_prompt=settings.negative_prompt,
-                                  guidance=settings.guidance, mode=settings.mode,
-                                  steps=settings.steps,
-                                  seed=(settings.seed + 1000 * index) % 2 ** 64,
-                                  takes=settings.takes, best_of=settings.best_of)
-        result = pipeline.generate(request)
-        clip = _slug(MEDIA_SUFFIX.sub("", segment.clip_name))
-        stem = f"{_slug(timeline.name)}_{clip}_FOLEY_{_slug(settings.prompt)}"
-        version = next_version(out_dir, stem, "_t01.wav")
-        paths = [out_dir / f"{stem}_v{version:03d}_t{k:02d}.wav"
-                 for k in range(1, settings.takes + 1)]
-        record_body = Fraction(start_tc).limit_denominator(10 ** 6) + record_offset
-        metadata = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
-                    "seed": request.seed, **result.settings,
-                    "model_sha256": pipeline.bundle.network_sha256, "version": version,
-                    "codec_version": getattr(pipeline.codec, "version", None),
-                    "source_clip": segment.clip_name}
-        delivered = write_takes(result, request, out_dir, preview=False, provenance=metadata,
-                                record_start=record_body, frame_rate=frame_rate, paths=paths,
-                                head_handle=head)
-        written.extend(delivered.takes)
-        file_frames = _file_frames(delivered.takes[0], frame_rate, OUTPUT_RATE)
-        for k, wav in enumerate(delivered.takes, 1):
+        head_frames, head, tail = handles(body_start, body_duration, info.duration, record_offset,
+                                          frame_rate)
+        stem = timeline_take_stem(timeline.name, segment.clip_name, settings.prompt)
+        version, paths = timeline_take_paths(out_dir, stem, settings.takes)
+        request = TakeRequest(
+            media=media, out=out_dir, start=body_start - head,
+            end=body_start + body_duration + tail, prompt=settings.prompt,
+            negative_prompt=settings.negative_prompt, guidance=settings.guidance,
+            mode=settings.mode, steps=settings.steps,
+            seed=(settings.seed + 1000 * index) % 2 ** 64, takes=settings.takes,
+            best_of=settings.best_of, bundle=settings.bundle, preview=False, paths=tuple(paths),
+            record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
+            frame_rate=frame_rate, head_handle=head,
+            extra_provenance={"version": version, "source_clip": segment.clip_name})
+        report = generate_takes(request, pipeline=pipeline, cancel=cancel)
+        written.extend(t.path for t in report.takes)
+        file_frames = _file_frames(report.takes[0].path, frame_rate, OUTPUT_RATE)
+        for take in report.takes:
             placements.append(Placement(
-                record_range=segment.record_range, wav=wav, take=k,
+                record_range=segment.record_range, wav=take.path, take=take.index,
                 head_handle=RT(head_frames, timeline_rate),
                 file_duration=RT(file_frames, timeline_rate),
-                metadata=dict(metadata, take_seed=result.takes[k - 1].seed,
-                              sync_score=result.takes[k - 1].sync_score)))
-            takes_report.append({"wav": str(wav), "take": k, "clip": segment.clip_name,
-                                 "seed": result.takes[k - 1].seed,
-                                 "sync_score": result.takes[k - 1].sync_score,
-                                 **job.record(segment)})
+                metadata=dict(report.provenance, take_seed=take.seed,
+                              sync_score=take.sync_score)))
+            takes_report.append({"wav": str(take.path), "take": take.index,
+                                 "clip": segment.clip_name, "seed": take.seed,
+                                 "sync_score": take.sync_score, **job.record(segment)})
         if progress is not None:
             progress(index + 1, len(segments))
     written_timeline = deliver_timeline(job, placements, job.timeline_dir, picture_size)

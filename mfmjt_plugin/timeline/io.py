@@ -15,7 +15,7 @@ from typing import Optional
 import opentimelineio as otio
 
 from engine.atomic import atomic_target
-from engine.media.bwf import next_version_path
+from engine.naming import next_version_path
 from mfmjt_plugin.timeline.mlt import to_mlt_xml
 from mfmjt_plugin.timeline.segments import TimelineError
 

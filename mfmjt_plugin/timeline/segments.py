@@ -15,11 +15,13 @@ from typing import Optional
 
 import opentimelineio as otio
 
+from engine.errors import UserError
+
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
 
 
-class TimelineError(ValueError):
+class TimelineError(UserError):
     """A timeline that cannot be used as asked; the message names the file, clip or timecode."""
 
 
