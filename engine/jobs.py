@@ -130,30 +130,38 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
         raise RequestError(f"best-of {request.best_of} is fewer than the {request.takes} takes "
                            f"asked for; generate at least as many candidates as takes",
                            field="best_of")
+    created = not out.exists()
     check_takes_folder(out)  # before any work: a wrong folder must not cost a generation
-    pipeline = pipeline or load_pipeline(request.bundle)
-    load_s = time.perf_counter() - began
-    pipeline.settings(request)  # every number checked before the picture is decoded
-    result = pipeline.generate(request, progress=progress, cancel=cancel)
-    raise_if_cancelled(cancel, "before writing the takes")
-    began = time.perf_counter()
-    provenance = make_provenance(
-        bundle=str(pipeline.bundle.path), network_sha256=pipeline.bundle.network_sha256,
-        codec_version=getattr(pipeline.codec, "version", None), settings=result.settings,
-        seed=request.seed, prompt=request.prompt, negative_prompt=request.negative_prompt,
-        **request.extra_provenance)
-    # the takes carry the source's time of day: its timecode track plus the range start
-    record_start = request.record_start if request.record_start is not None else \
-        media_record_start(media) + result.start
-    if progress is not None:
-        progress(Progress("writing", 0, len(result.takes)))
-    delivered = write_takes(result, request, out, stem=request.stem, preview=request.preview,
-                            provenance=provenance, record_start=record_start,
-                            frame_rate=request.frame_rate,
-                            paths=list(request.paths) if request.paths else None,
-                            head_handle=request.head_handle, cancel=cancel)
-    if progress is not None:
-        progress(Progress("writing", len(result.takes), len(result.takes)))
+    try:
+        pipeline = pipeline or load_pipeline(request.bundle)
+        load_s = time.perf_counter() - began
+        pipeline.settings(request)  # every number checked before the picture is decoded
+        result = pipeline.generate(request, progress=progress, cancel=cancel)
+        raise_if_cancelled(cancel, "before writing the takes")
+        began = time.perf_counter()
+        provenance = make_provenance(
+            bundle=str(pipeline.bundle.path), network_sha256=pipeline.bundle.network_sha256,
+            codec_version=getattr(pipeline.codec, "version", None), settings=result.settings,
+            seed=request.seed, prompt=request.prompt, negative_prompt=request.negative_prompt,
+            **request.extra_provenance)
+        # the takes carry the source's time of day: its timecode track plus the range start
+        record_start = request.record_start if request.record_start is not None else \
+            media_record_start(media) + result.start
+        if progress is not None:
+            progress(Progress("writing", 0, len(result.takes)))
+        delivered = write_takes(result, request, out, stem=request.stem, preview=request.preview,
+                                provenance=provenance, record_start=record_start,
+                                frame_rate=request.frame_rate,
+                                paths=list(request.paths) if request.paths else None,
+                                head_handle=request.head_handle, cancel=cancel)
+        if progress is not None:
+            progress(Progress("writing", len(result.takes), len(result.takes)))
+    except BaseException:
+        # a request that fails or is cancelled leaves nothing: its files went with it, and a
+        # folder it created for them goes too while empty
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     timings = {"load_s": load_s, **result.timings, "write_s": time.perf_counter() - began}
     return TakesReport(
         takes=[DeliveredTake(path=p, index=t.index, seed=t.seed, sync_score=t.sync_score)
