@@ -168,20 +168,15 @@ class FoleyPipeline:
         return draw_noise((1, length, self.network.config.latent_dim), gen)
 
     # ------------------------------------------------------------------ whole requests
-    def generate(self, request: GenerateRequest, *,
-                 progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelCheck] = None) -> GenerateResult:
-        """The takes of one request, in memory. `progress` gets `Progress` events (features per
-        window, sampling per step, decoding per window); `cancel` is polled between decoded
-        frames, sampler steps and windows, so a cancel lands within one of those units."""
-        settings = self.settings(request)
+    def check_range(self, request: GenerateRequest) -> tuple[Fraction, Fraction]:
+        """(start, duration) of the request's range, checked whole against the media (a window's
+        end inside it would name another time) before any work."""
         media = Path(request.media)
         info = probe(media)
         if not info.has_video:
             raise MediaError(media, "has no video stream; choose a movie with picture")
         start = Fraction(request.start)
         end = info.duration if request.end is None else Fraction(request.end)
-        # the range as asked, checked whole: a window's end inside it would name another time
         if start < 0:
             raise MediaError(media, f"range starts at {float(start):.3f} s, before the media; "
                                     f"start at 0 or later")
@@ -192,10 +187,22 @@ class FoleyPipeline:
             raise MediaError(media, f"range ends at {float(end):.3f} s, past the end of the media "
                                     f"({float(info.duration):.3f} s); shorten the range")
         duration = end - start
-        cfg = self.network.config
-        if duration < Fraction(cfg.min_duration).limit_denominator(1000):
+        minimum = self.network.config.min_duration
+        if duration < Fraction(minimum).limit_denominator(1000):
             raise MediaError(media, f"range {float(duration):.3f} s is shorter than the model's "
-                                    f"minimum {cfg.min_duration:.2f} s; select a longer range")
+                                    f"minimum {minimum:.2f} s; select a longer range")
+        return start, duration
+
+    def generate(self, request: GenerateRequest, *,
+                 progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelCheck] = None) -> GenerateResult:
+        """The takes of one request, in memory. `progress` gets `Progress` events (features per
+        window, sampling per step, decoding per window); `cancel` is polled between decoded
+        frames, sampler steps and windows, so a cancel lands within one of those units."""
+        settings = self.settings(request)
+        media = Path(request.media)
+        start, duration = self.check_range(request)
+        cfg = self.network.config
         timings = {}
         began = time.perf_counter()
         window = min(float(duration), cfg.training_duration)

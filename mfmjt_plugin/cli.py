@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check torch / GPU / driver, disk, memory, PortAudio, "
                             "melt and weights; each problem with its fix")
     doctor.add_argument("--json", action="store_true", help="machine-readable, for bug reports")
-    from mfmjt_plugin import generate_cli, timeline_cli, train_cli, weights_cli
+    from mfmjt_plugin import generate_cli, serve_cli, timeline_cli, train_cli, weights_cli
     generate_cli.add_parser(sub)
+    serve_cli.add_parser(sub)
     timeline_cli.add_parser(sub)
     weights_cli.add_parser(sub)
     train_cli.add_parser(sub)
@@ -76,6 +77,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "generate":
         from mfmjt_plugin import generate_cli
         return generate_cli.run(args)
+    if args.command == "serve":
+        from mfmjt_plugin import serve_cli
+        return serve_cli.run(args)
     if args.command == "timeline":
         from mfmjt_plugin import timeline_cli
         return timeline_cli.run(args)
