@@ -135,18 +135,14 @@ class InProcessEngine:
 
 def _shaped(request: dict) -> dict:
     """The in-process engine accepts what the HTTP schema accepts, with the same defaults."""
-    known = {"media", "out", "start", "end", "prompt", "negative_prompt", "guidance", "mode",
-             "steps", "seed", "takes", "best_of", "preview"}
-    unknown = sorted(set(request) - known)
-    if unknown:
-        raise EngineError(f"{unknown[0]}: extra inputs are not permitted", status=422,
-                          field=unknown[0])
-    missing = [k for k in ("media", "out") if not request.get(k)]
-    if missing:
-        raise EngineError(f"{missing[0]}: field required", status=422, field=missing[0])
-    return {"start": 0.0, "end": None, "prompt": "", "negative_prompt": "", "guidance": None,
-            "mode": None, "steps": None, "seed": 0, "takes": 1, "best_of": None,
-            "preview": False, **request}
+    from pydantic import ValidationError
+
+    from engine.service.schema import JobCreate, first_problem
+    try:
+        return JobCreate.model_validate(request).model_dump()
+    except ValidationError as err:
+        message, field = first_problem(err.errors())
+        raise EngineError(message, status=422, field=field) from None
 
 
 # ---------------------------------------------------------------------------- over HTTP

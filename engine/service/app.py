@@ -19,32 +19,14 @@ from typing import Literal, Optional
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from engine.errors import UserError
-from engine.service.jobs import FINISHED, MAX_PROMPT, JobManager, PathNotAllowed, QueueFull
+from engine.service.jobs import FINISHED, JobManager, PathNotAllowed, QueueFull
+from engine.service.schema import JobCreate, first_problem
 
 API = "/v1"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
-
-
-class JobCreate(BaseModel):
-    """A generation: the media range (seconds from the media's first frame), the sound asked
-    for, and the folder for the takes (absolute paths under the engine's allowed roots)."""
-    model_config = ConfigDict(extra="forbid")
-    media: str = Field(min_length=1, max_length=4096)
-    out: str = Field(min_length=1, max_length=4096)
-    start: float = Field(0.0, ge=0, allow_inf_nan=False)
-    end: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
-    prompt: str = Field("", max_length=MAX_PROMPT)
-    negative_prompt: str = Field("", max_length=MAX_PROMPT)
-    guidance: Optional[float] = Field(None, ge=0, le=100, allow_inf_nan=False)
-    mode: Optional[Literal["scaled", "standard", "none"]] = None
-    steps: Optional[int] = Field(None, ge=1, le=1000)
-    seed: int = Field(0, ge=0, le=2 ** 64 - 1)
-    takes: int = Field(1, ge=1, le=64)
-    best_of: Optional[int] = Field(None, ge=1, le=64)
-    preview: bool = False
 
 
 class JobState(BaseModel):
@@ -90,10 +72,7 @@ def create_app(manager: JobManager, *, token: str, info: dict) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def shape(request: Request, err: RequestValidationError):
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _problem(422, f"{where or 'body'}: {first.get('msg', 'invalid request')}",
-                        where or None)
+        return _problem(422, *first_problem(err.errors()))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def schema():

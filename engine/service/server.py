@@ -47,6 +47,7 @@ def serve(*, port: int = 0, bundle: str = "starter", device: str = "cpu", host: 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # connections queue from now on: the announcement below is true at once
     bound = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{bound}"
     info = {"version": __version__, "bundle": str(pipeline.bundle.path),
