@@ -33,10 +33,13 @@ def add_parser(sub) -> None:
     gen.add_argument("--out", required=True, help="folder for the takes and the preview")
     gen.add_argument("--no-preview", action="store_true")
     gen.add_argument("--json", action="store_true", help="print paths, timings and provenance")
+    gen.add_argument("--engine", default=None, metavar="URL|auto",
+                     help="generate on a running `mfmjt serve` (its URL, or `auto`: the one "
+                          "announced in your runtime folder) instead of in this process")
 
 
 # the seam's field names -> this command's options (engine/errors.py: front ends add their words)
-FLAGS = {"out": "--out", "bundle": "--bundle", "guidance": "--guidance", "mode": "--mode",
+FLAGS = {"engine": "--engine", "out": "--out", "bundle": "--bundle", "guidance": "--guidance", "mode": "--mode",
          "steps": "--steps", "takes": "--takes", "best_of": "--best-of", "seed": "--seed",
          "timecode": "--start/--end"}
 
@@ -66,12 +69,56 @@ def take_request(video: Path, *, out: Path, start=None, end=None, **settings):
                        end=seconds(end), **settings)
 
 
-def generate(request, *, quiet: bool = False) -> dict:
-    """The seam with a progress bar per stage; the report as JSON."""
-    from engine.jobs import generate_takes
+def generate(request, *, quiet: bool = False, engine: Optional[str] = None) -> dict:
+    """The seam with a progress bar per stage (in this process, or on the service at `engine`);
+    the report as JSON."""
     from mfmjt_plugin.progress import stage_bars
+    if engine is not None:
+        return generate_on_service(request, engine, quiet=quiet)
+    from engine.jobs import generate_takes
     with stage_bars(disable=quiet) as progress:
         return generate_takes(request, progress=progress).to_json()
+
+
+def generate_on_service(request, engine: str, *, quiet: bool = False) -> dict:
+    """The same request as a job of a running service; its events drive the same bars."""
+    from engine.cancel import Progress
+    from engine.client import EngineError, HttpEngine
+    from engine.errors import UserError
+    from engine.service.runtime import discover
+    from mfmjt_plugin.progress import stage_bars
+    record = discover()
+    if engine == "auto":
+        if record is None:
+            raise UserError("no engine is running; start one with `mfmjt serve`", field="engine")
+        client = HttpEngine(record["url"], record["token"])
+    else:  # a URL: the token of the engine announced here (this user, this machine)
+        client = HttpEngine(engine, record["token"] if record else "")
+    body = {"media": str(Path(request.media).resolve()), "out": str(Path(request.out).resolve()),
+            "start": float(request.start), "end": None if request.end is None else float(request.end),
+            "prompt": request.prompt, "negative_prompt": request.negative_prompt,
+            "guidance": request.guidance, "mode": request.mode, "steps": request.steps,
+            "seed": request.seed, "takes": request.takes, "best_of": request.best_of,
+            "preview": request.preview}
+    job = None
+    try:
+        job = client.submit({k: v for k, v in body.items() if v is not None})
+        with stage_bars(disable=quiet) as progress:
+            for event in client.events(job["id"]):
+                if event["event"] == "progress":
+                    progress(Progress(event["stage"], event["done"], event["total"]))
+                else:
+                    final = event["job"]
+    except KeyboardInterrupt:  # Ctrl-C cancels the job on the engine too
+        if job is not None:
+            client.cancel(job["id"])
+        raise
+    except EngineError as err:
+        raise UserError(str(err), field=err.field) from None
+    if final["state"] != "done":
+        raise UserError(f"the engine's job {final['state']}: {final['error']['message']}",
+                        field=(final.get("error") or {}).get("field"))
+    return final["result"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
             mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
             best_of=args.best_of, bundle=args.bundle, preview=not args.no_preview)
-        report = generate(request, quiet=args.json)
+        report = generate(request, quiet=args.json, engine=args.engine)
     except UserError as err:
         print(user_error_line(err, FLAGS), file=sys.stderr)
         return 1

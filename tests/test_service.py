@@ -262,3 +262,27 @@ def test_the_http_client_imports_only_the_standard_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_mfmjt_generate_runs_on_the_service_when_asked(served, world, bundle, capsys,  # noqa: F811
+                                                      monkeypatch):
+    """`--engine auto` finds the announced service; its take equals the in-process one."""
+    from engine.media.bwf import read_bwf
+    from mfmjt_plugin.cli import main
+    record, runtime = served
+    root, movie = world
+    monkeypatch.setenv("MFMJT_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("MFMJT_CACHE_DIR", str(root / "cache-cli"))
+    common = ["generate", str(movie), "--bundle", str(bundle), "--seed", "9", "--end", "2",
+              "--no-preview", "--json"]
+    assert main([*common, "--out", str(root / "via-service"), "--engine", "auto"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert main([*common, "--out", str(root / "in-process")]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert Path(remote["takes"][0]).parent == root / "via-service"
+    assert remote["provenance"] == local["provenance"]
+    assert (read_bwf(remote["takes"][0]).samples == read_bwf(local["takes"][0]).samples).all()
+    monkeypatch.setenv("MFMJT_RUNTIME_DIR", str(root / "nothing-announced"))
+    assert main([*common, "--out", str(root / "x"), "--engine", "auto"]) == 1
+    assert capsys.readouterr().err == ("error: no engine is running; start one with `mfmjt "
+                                       "serve` (--engine)\n")
