@@ -147,6 +147,7 @@ def run_media_case(repeats: int) -> dict:
 
 
 STARTER_CASE = "starter_demo_regenerate"
+SERVICE_CASE = "service_demo_regenerate"
 
 
 def run_starter_case(repeats: int) -> dict:
@@ -176,6 +177,55 @@ def run_starter_case(repeats: int) -> dict:
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_service_case(repeats: int) -> dict:
+    """Regenerating the demo's take (features cached, WAV written, no preview) in this process
+    through the seam, then as jobs of a real `mfmjt serve` over loopback HTTP: the service's
+    overhead per job is the difference of the medians (issue 15: <= 20 ms; through HTTP
+    <= 0.35 s)."""
+    import os
+    import tempfile
+
+    from engine.client import HttpEngine
+    from engine.jobs import TakeRequest, generate_takes, load_pipeline
+    from engine.paths import starter_bundle_dir
+
+    clip = starter_bundle_dir().parent / "demo" / "demo.mp4"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ["MFMJT_CACHE_DIR"] = str(tmp / "cache")
+        pipeline = load_pipeline("starter")
+        local = []
+        for seed in range(repeats + 1):
+            start = time.perf_counter()
+            generate_takes(TakeRequest(media=clip, out=tmp / "local", seed=seed, preview=False),
+                           pipeline=pipeline)
+            local.append(time.perf_counter() - start)
+        env = {**os.environ, "MFMJT_RUNTIME_DIR": str(tmp / "runtime")}
+        service = subprocess.Popen(
+            [sys.executable, "-m", "mfmjt_plugin.cli", "serve", "--allow-root", str(tmp),
+             "--allow-root", str(clip.parent)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            record = json.loads(service.stdout.readline())
+            engine = HttpEngine(record["url"], Path(record["token_file"]).read_text().strip())
+            remote = []
+            for seed in range(repeats + 1):
+                start = time.perf_counter()
+                job = engine.submit({"media": str(clip), "out": str(tmp / "served"),
+                                     "seed": seed})
+                state = engine.wait(job["id"], 120)
+                remote.append(time.perf_counter() - start)
+                assert state["state"] == "done", state
+        finally:
+            service.terminate()
+            service.wait(30)
+    local, remote = local[1:], remote[1:]  # the first of each fills the caches
+    return {"case": SERVICE_CASE, "repeats": repeats,
+            "in_process_median_s": statistics.median(local),
+            "http_median_s": statistics.median(remote),
+            "overhead_ms": 1000 * (statistics.median(remote) - statistics.median(local)),
+            "in_process_s": local, "http_s": remote}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small_16k")
@@ -184,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--out", type=Path, default=Path("docs/PERFORMANCE.json"))
     parser.add_argument("--table", type=Path, default=Path("docs/PERFORMANCE.md"))
-    parser.add_argument("--case", choices=sorted(CASES) + [MEDIA_CASE, STARTER_CASE],
+    parser.add_argument("--case", choices=sorted(CASES) + [MEDIA_CASE, STARTER_CASE, SERVICE_CASE],
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -195,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.case == STARTER_CASE:
         print(json.dumps(run_starter_case(args.repeats)))
+        return 0
+    if args.case == SERVICE_CASE:
+        print(json.dumps(run_service_case(args.repeats)))
         return 0
     if args.case:  # child process: one case, JSON on stdout
         print(json.dumps(run_case(args.case, args.preset, args.duration, args.repeats, device)))
@@ -217,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                           "--repeats", str(args.repeats)], capture_output=True, text=True,
                          check=True)
     starter = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-m", "engine.benchmark", "--case", SERVICE_CASE,
+                          "--repeats", str(max(5, args.repeats))], capture_output=True, text=True,
+                         check=True)
+    service = json.loads(out.stdout.strip().splitlines()[-1])
     by_name = {r["case"]: r for r in results}
     one = by_name["meanflow_1step_cfg_batched"]
     many = by_name["fm_euler_25step_cfg_unbatched"]
@@ -225,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                    else f"cpu ({platform.processor() or platform.machine()}, "
                         f"{torch.get_num_threads()} threads)"),
         "torch": torch.__version__, "results": results, "media": media, "starter": starter,
+        "service": service,
         "speedup_25step_over_1step": many["median_s"] / one["median_s"],
         "one_step_cfg_over_single_forward": one["median_s"] / by_name["network_forward_b1"]["median_s"],
         "date": time.strftime("%Y-%m-%d"),
@@ -268,6 +326,15 @@ def render_table(report: dict) -> str:
               f"{report['starter']['peak_memory_mb']:.0f} |",
               f"| first request (decode + features + generation) | "
               f"{report['starter']['cold_s']:.3f} | | |", "",
+              "## The engine service (`mfmjt serve`, loopback HTTP)", "",
+              "Regenerate the demo's take with a new seed (features cached, one WAV written, no "
+              "preview), in this process through the seam and as a job of the service "
+              "(submit + wait), medians of one run:", "",
+              "| in process s | through HTTP s | service overhead per job ms |", "|---|---|---|",
+              f"| {report['service']['in_process_median_s']:.3f} | "
+              f"{report['service']['http_median_s']:.3f} | "
+              f"{report['service']['overhead_ms']:.1f} |", "",
+              "Targets (issue 15): overhead <= 20 ms; through HTTP <= 0.35 s.", "",
               "Targets on the 2-core development CPU: one-step with CFG <= 0.6 s; ratio >= 20; "
               "decode + starter encoders for 10 s of 1080p <= 2 s. "
               "MODEL.md §6 measured MMAudio's own small_16k forward at 0.235 s (batch 1) on that "

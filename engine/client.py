@@ -204,9 +204,9 @@ class HttpEngine:
     def cancel(self, job_id: str) -> dict:
         return self._json("POST", f"/v1/jobs/{job_id}/cancel")
 
-    def events(self, job_id: str) -> Iterator[dict]:
+    def events(self, job_id: str, timeout: float = 3600.0) -> Iterator[dict]:
         """Server-sent events, parsed line by line: progress events, then the final state."""
-        with self._open("GET", f"/v1/jobs/{job_id}/events", timeout=3600) as response:
+        with self._open("GET", f"/v1/jobs/{job_id}/events", timeout=timeout) as response:
             name, data = None, []
             for raw in response:
                 line = raw.decode().rstrip("\r\n")
@@ -224,12 +224,21 @@ class HttpEngine:
                     name, data = None, []
 
     def wait(self, job_id: str, timeout: float = 600.0) -> dict:
+        """The job once finished (its event stream ends with it), or as it is after `timeout`."""
         deadline = time.monotonic() + timeout
-        while True:
+        try:
+            for event in self.events(job_id, timeout=timeout):
+                if event["event"] != "progress":
+                    return event["job"]
+        except EngineError as err:
+            if err.status:  # refused (an unknown job): say so; a timeout falls through
+                raise
+        while time.monotonic() < deadline:
             state = self.job(job_id)
-            if state["state"] in FINISHED or time.monotonic() > deadline:
+            if state["state"] in FINISHED:
                 return state
             time.sleep(0.05)
+        return self.job(job_id)
 
     def take_bytes(self, job_id: str, take: int) -> bytes:
         with self._open("GET", f"/v1/jobs/{job_id}/takes/{take}") as response:

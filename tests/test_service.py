@@ -286,3 +286,28 @@ def test_mfmjt_generate_runs_on_the_service_when_asked(served, world, bundle, ca
     assert main([*common, "--out", str(root / "x"), "--engine", "auto"]) == 1
     assert capsys.readouterr().err == ("error: no engine is running; start one with `mfmjt "
                                        "serve` (--engine)\n")
+
+
+def test_a_job_past_its_timeout_is_cancelled_and_says_so(bundle, world, tmp_path):  # noqa: F811
+    root, _ = world
+    local = InProcessEngine(pipeline=FoleyPipeline(bundle), roots=[root], state_dir=tmp_path,
+                            timeout=0.5)
+    try:
+        job = local.submit(_job(world, "slow", steps=1000, takes=8))
+        final = local.wait(job["id"], 120)
+    finally:
+        local.close()
+    assert final["state"] == "cancelled" and final["error"]["message"] == "timed out after 0.5 s"
+    assert not (root / "slow").exists() or list((root / "slow").iterdir()) == []
+
+
+def test_a_job_survives_its_client_going_away(served, world):
+    """The panel closing its progress stream (or crashing) does not stop the job."""
+    record, runtime = served
+    engine = HttpEngine.discover(runtime)
+    job = engine.submit(_job(world, "orphan", steps=40, takes=2))
+    stream = engine.events(job["id"])
+    assert next(stream)["event"] == "progress"
+    stream.close()  # the connection goes; the job does not
+    final = HttpEngine.discover(runtime).wait(job["id"], 120)
+    assert final["state"] == "done" and len(final["result"]["takes"]) == 2

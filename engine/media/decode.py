@@ -93,9 +93,31 @@ def _stream_duration(container, stream) -> Fraction:
     return Fraction(0)
 
 
+_PROBED: dict[tuple, "MediaInfo"] = {}
+_PROBED_MAX = 256
+
+
 def probe(path: Path | str) -> MediaInfo:
-    """Streams, duration, rate, size and pixel aspect of a media file."""
+    """Streams, duration, rate, size and pixel aspect of a media file. Remembered per (path,
+    size, modification time): one request asks several times (checking the range, windowing,
+    the takes' timecode), and opening a container costs ~10 ms."""
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None  # _open names the problem
+    if key is not None and key in _PROBED:
+        return _PROBED[key]
+    info = _probe(path)
+    if key is not None:
+        if len(_PROBED) >= _PROBED_MAX:
+            _PROBED.pop(next(iter(_PROBED)))
+        _PROBED[key] = info
+    return info
+
+
+def _probe(path: Path) -> MediaInfo:
     with _open(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         has_audio = bool(container.streams.audio)

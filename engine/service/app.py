@@ -131,7 +131,7 @@ def create_app(manager: JobManager, *, token: str, info: dict) -> FastAPI:
                 if state in FINISHED and sent == len(found.events):
                     yield f"event: {state}\ndata: {json.dumps(found.to_json())}\n\n"
                     return
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.005)  # a list length read: cheap; 5 ms of latency at most
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
