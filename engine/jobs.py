@@ -63,6 +63,16 @@ class TakesReport:
     timings: dict
     provenance: dict
 
+    @classmethod
+    def from_json(cls, data: dict) -> "TakesReport":
+        """A report as `to_json` wrote it (a service's job result)."""
+        start, end = (Fraction(t).limit_denominator(100000) for t in data["range"])
+        return cls(takes=[DeliveredTake(path=Path(t["path"]), index=t["take"], seed=t["seed"],
+                                        sync_score=t["sync_score"]) for t in data["take_details"]],
+                   preview=Path(data["preview"]) if data.get("preview") else None, start=start,
+                   duration=end - start, settings=data["settings"], timings=data["timings"],
+                   provenance=data["provenance"])
+
     def to_json(self) -> dict:
         return {"takes": [str(t.path) for t in self.takes],
                 "take_details": [t.to_json() for t in self.takes],
@@ -170,5 +180,24 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
         settings=result.settings, timings=timings, provenance=provenance)
 
 
+def service_body(request: TakeRequest) -> dict:
+    """The request as a service job body (engine/service/schema.py): times as seconds, exact
+    values of a timeline's delivery as "n/d" fractions."""
+    body = {"media": str(Path(request.media).resolve()), "out": str(Path(request.out).resolve()),
+            "start": float(request.start),
+            "end": None if request.end is None else float(request.end),
+            "prompt": request.prompt, "negative_prompt": request.negative_prompt,
+            "guidance": request.guidance, "mode": request.mode, "steps": request.steps,
+            "seed": request.seed, "takes": request.takes, "best_of": request.best_of,
+            "preview": request.preview}
+    if request.paths:
+        body["delivery"] = {"paths": [str(Path(p).resolve()) for p in request.paths],
+                            "record_start": str(Fraction(request.record_start or 0)),
+                            "frame_rate": str(Fraction(request.frame_rate or 25)),
+                            "head_handle": str(Fraction(request.head_handle)),
+                            "extra_provenance": dict(request.extra_provenance)}
+    return {k: v for k, v in body.items() if v is not None}
+
+
 __all__ = ["DeliveredTake", "TakeRequest", "TakesReport", "check_takes_folder",
-           "generate_takes", "load_pipeline", "media_record_start"]
+           "generate_takes", "load_pipeline", "media_record_start", "service_body"]

@@ -82,43 +82,11 @@ def generate(request, *, quiet: bool = False, engine: Optional[str] = None) -> d
 
 def generate_on_service(request, engine: str, *, quiet: bool = False) -> dict:
     """The same request as a job of a running service; its events drive the same bars."""
-    from engine.cancel import Progress
-    from engine.client import EngineError, HttpEngine
-    from engine.errors import UserError
-    from engine.service.runtime import discover
     from mfmjt_plugin.progress import stage_bars
-    record = discover()
-    if engine == "auto":
-        if record is None:
-            raise UserError("no engine is running; start one with `mfmjt serve`", field="engine")
-        client = HttpEngine(record["url"], record["token"])
-    else:  # a URL: the token of the engine announced here (this user, this machine)
-        client = HttpEngine(engine, record["token"] if record else "")
-    body = {"media": str(Path(request.media).resolve()), "out": str(Path(request.out).resolve()),
-            "start": float(request.start), "end": None if request.end is None else float(request.end),
-            "prompt": request.prompt, "negative_prompt": request.negative_prompt,
-            "guidance": request.guidance, "mode": request.mode, "steps": request.steps,
-            "seed": request.seed, "takes": request.takes, "best_of": request.best_of,
-            "preview": request.preview}
-    job = None
-    try:
-        job = client.submit({k: v for k, v in body.items() if v is not None})
-        with stage_bars(disable=quiet) as progress:
-            for event in client.events(job["id"]):
-                if event["event"] == "progress":
-                    progress(Progress(event["stage"], event["done"], event["total"]))
-                else:
-                    final = event["job"]
-    except KeyboardInterrupt:  # Ctrl-C cancels the job on the engine too
-        if job is not None:
-            client.cancel(job["id"])
-        raise
-    except EngineError as err:
-        raise UserError(str(err), field=err.field) from None
-    if final["state"] != "done":
-        raise UserError(f"the engine's job {final['state']}: {final['error']['message']}",
-                        field=(final.get("error") or {}).get("field"))
-    return final["result"]
+    from mfmjt_plugin.remote import connect, run_job
+    client = connect(engine)
+    with stage_bars(disable=quiet) as progress:
+        return run_job(client, request, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:

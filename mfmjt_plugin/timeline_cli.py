@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
                        help="folder for the WAVs (default: <timeline>_foley_media beside it)")
     foley.add_argument("--timeline-out", type=Path, default=None,
                        help="folder for the new timeline version (default: beside the source)")
+    foley.add_argument("--engine", default=None, metavar="URL|auto",
+                       help="generate on a running `mfmjt serve` (its URL, or `auto`) with its "
+                            "bundle, instead of in this process")
 
 
 def inspect(args) -> dict:
@@ -81,7 +84,7 @@ def inspect(args) -> dict:
 
 
 # the seam's field names -> this command's options
-FLAGS = {"media_out": "--media-out", "timeline_out": "--timeline-out", "bundle": "--bundle",
+FLAGS = {"engine": "--engine", "media_out": "--media-out", "timeline_out": "--timeline-out", "bundle": "--bundle",
          "guidance": "--guidance", "mode": "--mode", "steps": "--steps", "takes": "--takes",
          "best_of": "--best-of", "seed": "--seed"}
 
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             report = make_foley(args.file, selection, settings, rate=args.rate,
                                 sequence=args.sequence, fmt=args.format, out_dir=args.media_out,
                                 search=args.search, timeline_dir=args.timeline_out,
-                                progress=progress)
+                                progress=progress, engine=args.engine)
     except UserError as err:
         print(user_error_line(err, FLAGS), file=sys.stderr)
         return 1

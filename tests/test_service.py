@@ -311,3 +311,46 @@ def test_a_job_survives_its_client_going_away(served, world):
     stream.close()  # the connection goes; the job does not
     final = HttpEngine.discover(runtime).wait(job["id"], 120)
     assert final["state"] == "done" and len(final["result"]["takes"]) == 2
+
+
+def test_timeline_foley_delivers_the_same_timeline_through_the_service(served, world, bundle,  # noqa: F811
+                                                                       capsys, monkeypatch):
+    """`timeline foley --engine auto`: each segment a job with the timeline's names, handles and
+    time of day; the delivered takes and clip metadata equal the in-process run's."""
+    import opentimelineio as otio
+
+    from engine.media.bwf import read_bwf
+    from mfmjt_plugin.cli import main
+    record, runtime = served
+    root, movie = world
+    monkeypatch.setenv("MFMJT_RUNTIME_DIR", str(runtime))
+    rate = 24
+    clip = otio.schema.Clip(name="shot", media_reference=otio.schema.ExternalReference(
+        target_url=movie.resolve().as_uri(), available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(72, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(30, rate),
+                                             otio.opentime.RationalTime(30, rate)))
+    timeline = otio.schema.Timeline(name="reel", global_start_time=otio.opentime.from_timecode(
+        "01:00:00:00", rate))
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(12, rate))))
+    track.append(clip)
+    timeline.tracks.append(track)
+    source = root / "reel.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    results = {}
+    for name, extra in (("served", ["--engine", "auto"]), ("local", [])):
+        assert main(["timeline", "foley", str(source), "--clip", "shot", "--bundle", str(bundle),
+                     "--takes", "2", "--seed", "4", "--media-out", str(root / f"tl-{name}"),
+                     "--timeline-out", str(root / f"tl-{name}"), "--json", *extra]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+    served_takes, local_takes = results["served"]["takes"], results["local"]["takes"]
+    assert [Path(t["wav"]).name for t in served_takes] == [Path(t["wav"]).name for t in local_takes]
+    for a, b in zip(served_takes, local_takes):
+        wav_a, wav_b = read_bwf(a["wav"]), read_bwf(b["wav"])
+        assert (wav_a.samples == wav_b.samples).all()
+        assert wav_a.bext["time_reference"] == wav_b.bext["time_reference"]
+    placed = {name: [dict(c.metadata["mfmjt"]) for c in otio.adapters.read_from_file(
+        r["timeline"]).find_clips() if "mfmjt" in c.metadata] for name, r in results.items()}
+    assert placed["served"] == placed["local"] and len(placed["served"]) == 2

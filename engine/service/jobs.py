@@ -68,13 +68,29 @@ def take_request(body: dict, *, roots: list[Path]):
 
     def seconds(value) -> Optional[Fraction]:
         return None if value is None else Fraction(value).limit_denominator(100000)
+    delivery = {}
+    if body.get("delivery"):
+        spec = body["delivery"]
+        paths = tuple(_allowed(path, roots, "delivery.paths") for path in spec["paths"])
+        if len(paths) != int(body.get("takes") or 1):
+            raise RequestError(f"{len(paths)} take paths for {body.get('takes') or 1} takes; "
+                               f"give one path per take", field="delivery.paths")
+        if any(path.parent != out for path in paths):
+            raise RequestError("the take paths must lie in the takes folder",
+                               field="delivery.paths")
+        delivery = dict(paths=paths, record_start=Fraction(spec["record_start"]),
+                        frame_rate=Fraction(spec["frame_rate"]),
+                        head_handle=Fraction(spec.get("head_handle") or "0"),
+                        extra_provenance=dict(spec.get("extra_provenance") or {}))
+        if delivery["frame_rate"] <= 0:
+            raise RequestError("the frame rate must be above 0", field="delivery.frame_rate")
     return TakeRequest(media=media, out=out, start=seconds(body.get("start")) or Fraction(0),
                        end=seconds(body.get("end")), prompt=body.get("prompt") or "",
                        negative_prompt=body.get("negative_prompt") or "",
                        guidance=body.get("guidance"), mode=body.get("mode"),
                        steps=body.get("steps"), seed=int(body.get("seed") or 0),
                        takes=int(body.get("takes") or 1), best_of=body.get("best_of"),
-                       preview=bool(body.get("preview", False)))
+                       preview=bool(body.get("preview", False)), **delivery)
 
 
 def _allowed(text: str, roots: list[Path], name: str) -> Path:

@@ -2,11 +2,26 @@
 accept and refuse exactly the same bodies (pydantic)."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.service.jobs import MAX_PROMPT
+
+
+FRACTION = r"^\d{1,12}(/\d{1,12})?$"  # exact seconds or rates, as "n" or "n/d"
+
+
+class Delivery(BaseModel):
+    """How a timeline delivers a segment's takes: exact file paths (its naming), the takes' time
+    of day and rate, the head handle before the body, and provenance to add."""
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = Field(min_length=1, max_length=64)
+    record_start: str = Field(pattern=FRACTION)
+    frame_rate: str = Field(pattern=FRACTION)
+    head_handle: str = Field("0", pattern=FRACTION)
+    extra_provenance: dict[str, Union[str, int, float, None]] = Field(default_factory=dict,
+                                                                      max_length=16)
 
 
 class JobCreate(BaseModel):
@@ -26,6 +41,7 @@ class JobCreate(BaseModel):
     takes: int = Field(1, ge=1, le=64)
     best_of: Optional[int] = Field(None, ge=1, le=64)
     preview: bool = False
+    delivery: Optional[Delivery] = None
 
 
 def first_problem(errors: list[dict]) -> tuple[str, Optional[str]]:
@@ -35,4 +51,4 @@ def first_problem(errors: list[dict]) -> tuple[str, Optional[str]]:
     return f"{where or 'body'}: {first.get('msg', 'invalid request')}", where or None
 
 
-__all__ = ["JobCreate", "first_problem"]
+__all__ = ["Delivery", "JobCreate", "first_problem"]

@@ -104,7 +104,9 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                fmt: Optional[str] = None, out_dir: Optional[Path] = None,
                search: Optional[Path] = None, timeline_dir: Optional[Path] = None,
                progress: Optional[Callable[[int, int], None]] = None,
-               cancel: Optional[Callable[[], bool]] = None) -> dict:
+               cancel: Optional[Callable[[], bool]] = None, engine: Optional[str] = None) -> dict:
+    """A new version of the timeline with Foley takes under the selection. `engine`: a running
+    service's URL (or `auto`) to generate on, instead of this process."""
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
@@ -143,7 +145,7 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                                    (timeline_dir, "the new timeline", "timeline_out")):
             ensure_writable(folder, what, name)
         preflight_write(job, segments)
-        report = _generate_and_insert(job, segments, files, progress, written, cancel)
+        report = _generate_and_insert(job, segments, files, progress, written, cancel, engine)
         report["selection"] = selection.describe()
         report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
                               **record(s)} for s in generated]
@@ -193,10 +195,11 @@ def _patches_fcpxml(source: Path, fmt: Optional[str]) -> bool:
 
 def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
                          progress: Optional[Callable[[int, int], None]],
-                         written: list[Path], cancel: Optional[Callable[[], bool]]) -> dict:
+                         written: list[Path], cancel: Optional[Callable[[], bool]],
+                         engine: Optional[str] = None) -> dict:
     """Generate each segment's takes (appending every WAV to `written` as it lands), then write
     the new timeline version."""
-    from engine.jobs import TakeRequest, generate_takes, load_pipeline
+    from engine.jobs import TakeRequest, TakesReport, generate_takes, load_pipeline
     from engine.media.bwf import OUTPUT_RATE
     from engine.media.decode import probe
 
@@ -206,7 +209,17 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
     start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
     # video features cached on disk: regenerating with other seeds or guidance, or re-running a
     # cancelled job, does not look at the picture again
-    pipeline = load_pipeline(settings.bundle)
+    if engine is None:
+        pipeline = load_pipeline(settings.bundle)
+
+        def takes_of(request: TakeRequest) -> TakesReport:
+            return generate_takes(request, pipeline=pipeline, cancel=cancel)
+    else:  # the service's own bundle generates
+        from mfmjt_plugin.remote import connect, run_job
+        client = connect(engine)
+
+        def takes_of(request: TakeRequest) -> TakesReport:
+            return TakesReport.from_json(run_job(client, request))
     placements, takes_report = [], []
     picture_size = (1920, 1080)
     for index, segment in enumerate(segments):
@@ -230,7 +243,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
             record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
             frame_rate=frame_rate, head_handle=head,
             extra_provenance={"version": version, "source_clip": segment.clip_name})
-        report = generate_takes(request, pipeline=pipeline, cancel=cancel)
+        report = takes_of(request)
         written.extend(t.path for t in report.takes)
         file_frames = _file_frames(report.takes[0].path, frame_rate, OUTPUT_RATE)
         for take in report.takes:
