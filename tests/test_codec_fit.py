@@ -24,7 +24,8 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
               progress=lambda s, n, l: logs.append((s, set(l))))
     assert [s for s, _ in logs] == [1, 2, 3]
-    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "freq_l1", "level_l1", "kl"}
+    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "beside_l1", "freq_l1", "level_l1",
+                          "kl"}
     assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
     assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
         {f"vae.{k}" for k in StarterCodec().vae.state_dict()}
@@ -65,7 +66,7 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
 
 
 def test_bad_settings_are_refused_before_training(tmp_path):
-    with pytest.raises(ValueError, match="choose one of vae, vocoder, vocoder-gan"):
+    with pytest.raises(ValueError, match="choose one of vae, vae-decoder, vocoder, vocoder-gan"):
         fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
     with pytest.raises(ValueError, match="multiple of 512"):
         fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)
@@ -126,3 +127,28 @@ def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
     assert dropped["partial_l1"] == pytest.approx(3.4)  # the mean error on the partial's bins
     assert dropped["mel_l1"] == pytest.approx(3.4 / 80)  # what a plain L1 sees of it
     assert kept["partial_l1"] == 0.0 and kept["mel_l1"] == 0.0
+
+
+def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_path):
+    """`vae-decoder` trains the decoder alone: latents already cached for the network stay what
+    the shipped encoder gives."""
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="train the VAE"):
+        fit_codec(_waves(), tmp_path, part="vae-decoder", steps=1, batch=2, segment=4096)
+    fit_codec(_waves(), tmp_path, part="vae", steps=2, batch=2, segment=4096)
+    before = StarterCodec().eval()
+    _load = load_file(str(tmp_path / "vae.safetensors"))
+    before.vae.load_state_dict({k[4:]: v for k, v in _load.items()})
+    logs = []
+    after = fit_codec(_waves(), tmp_path, part="vae-decoder", steps=2, batch=2, segment=4096,
+                      progress=lambda s, n, l: logs.append(l))
+    assert "beside_l1" in logs[0]
+    wave = _waves()[:, :4096]
+    with torch.no_grad():
+        assert torch.allclose(after.encode(wave).mean, before.encode(wave).mean, atol=1e-6)
+        latent = before.encode(wave).mean
+        assert not torch.allclose(after.vae.decode(latent), before.vae.decode(latent))
+    saved = load_file(str(tmp_path / "vae.safetensors"))
+    assert json.loads((tmp_path / "progress.json").read_text()) == \
+        {"vae_steps": 2, "vae-decoder_steps": 2}
+    assert any(not torch.equal(saved[k], _load[k]) for k in saved if k.startswith("vae.decoder."))

@@ -9,6 +9,9 @@ classifier beside it; then export, defaults and demo):
   codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-gan` side by side,
                then codec/codec.safetensors (float16)
   vae, vocoder, vocoder-gan   one part of the codec on its own (1600 train clips, augmented)
+  vae-decoder  the VAE's decoder alone, encoder frozen (the cached latents stay valid): runs
+               beside `fit`; then `combine` writes the codec file again
+  combine      codec/codec.safetensors (float16) from the parts
   cache        latents (VAE posterior) and starter features of every train scene
   latents      the cache's latents again after the VAE trained further (features kept)
   fit          the `starter` network with the `starter` recipe on the cache
@@ -36,6 +39,9 @@ WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
+# then the decoder alone, with the bins beside partials weighed (the encoder, so the latents the
+# network trains on, unchanged): it can run beside the network's fit
+VAE_DECODER = dict(steps=2500, files=1600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
@@ -305,7 +311,8 @@ def main(argv=None) -> int:
     from trainer.classifier import CLASSIFIER_PATH
     parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["all", "data", "codec", "vae", "vocoder",
+    parser.add_argument("stage", choices=["all", "data", "codec", "vae", "vae-decoder", "combine",
+                                          "vocoder",
                                           "vocoder-gan", "cache", "latents", "fit", "classifier", "export",
                                           "demo", "ablation", "defaults"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
@@ -326,6 +333,11 @@ def main(argv=None) -> int:
         stage_codec(out)
     if stage == "vae":  # alone: both cores
         _codec_part(out, "vae", VAE, threads=WORKERS)
+    if stage == "vae-decoder":
+        _codec_part(out, "vae-decoder", VAE_DECODER)
+    if stage == "combine":
+        from trainer.codec_fit import combine_parts
+        combine_parts(out / "codec", out / "codec" / "codec.safetensors")
     if stage == "vocoder":  # alone: both cores
         _codec_part(out, "vocoder", VOCODER, threads=WORKERS)
     if stage == "vocoder-gan":  # alone: both cores

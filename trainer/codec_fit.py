@@ -41,13 +41,14 @@ from engine.codec.starter import CODEC_VERSION, StarterCodec
 from trainer.augment import augment
 from trainer.data.windows import decode_audio
 
-PARTS = ("vae", "vocoder", "vocoder-gan")
+PARTS = ("vae", "vae-decoder", "vocoder", "vocoder-gan")
 MEL_WEIGHT_GAN = 45.0  # Vocos's mel_loss_coeff
 LOUD_RANGE = 2.0        # log10 units: bins within 40 dB of the crop's loudest
 LOUD_WEIGHT = 2.0
 PARTIAL_WIDTH = 9       # bins: the neighbourhood a partial stands above
 PARTIAL_RISE = 0.5      # log10 units: 10 dB
 PARTIAL_WEIGHT = 2.0
+BESIDE_WEIGHT = 2.0     # the bins beside a partial (the decoder-only fine-tune)
 FREQ_DIFF_WEIGHT = 1.0
 LEVEL_WEIGHT = 2.0
 # BigVGAN's resolutions (n_fft, hop, window), as engine/codec/losses.py
@@ -83,9 +84,13 @@ def mel_statistics(codec: StarterCodec, waves: torch.Tensor, gen: torch.Generato
 
 
 def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
-             kl_weight: float) -> tuple[torch.Tensor, dict]:
+             kl_weight: float, *, beside_weight: float = 0.0,
+             frozen_encoder: bool = False) -> tuple[torch.Tensor, dict]:
+    """The VAE's loss; `frozen_encoder`: only the decoder learns (the latent space, and so a
+    network trained on it, stays as it is)."""
     mel = codec.mel(wave)
-    posterior = codec.vae.encode(mel)
+    with torch.set_grad_enabled(not frozen_encoder):
+        posterior = codec.vae.encode(mel)
     recon = codec.vae.decode(posterior.sample(gen))
     error = (recon - mel).abs()
     # A plain L1 is spent on the noise floor: most bins of a Foley clip are floor, whose exact
@@ -99,22 +104,29 @@ def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
     neighbourhood = F.avg_pool1d(mel.transpose(1, 2), PARTIAL_WIDTH, 1, PARTIAL_WIDTH // 2,
                                  count_include_pad=False).transpose(1, 2)
     partial = (mel - neighbourhood > PARTIAL_RISE).float() * loud
+    # the bins beside a partial: a decoder that smears a ball's narrow low tone into its
+    # neighbours (20 dB too loud there) makes it a thud; weighed per crop like the partials
+    beside = (F.max_pool1d(partial.transpose(1, 2), PARTIAL_WIDTH, 1, PARTIAL_WIDTH // 2)
+              .transpose(1, 2) - partial).clamp_min(0.0)
     mel_l1 = error.mean()
     loud_l1 = (error * loud).sum() / loud.sum().clamp_min(1.0)
     partial_count = partial.sum(dim=(1, 2))
     per_crop = (error * partial).sum(dim=(1, 2)) / partial_count.clamp_min(1.0)
     has_partials = (partial_count > 0).float()
     partial_l1 = (per_crop * has_partials).sum() / has_partials.sum().clamp_min(1.0)
+    beside_l1 = ((error * beside).sum(dim=(1, 2)) / beside.sum(dim=(1, 2)).clamp_min(1.0)
+                 * has_partials).sum() / has_partials.sum().clamp_min(1.0)
     freq_l1 = (recon.diff(dim=1) - mel.diff(dim=1)).abs().mean()
     # each frame's level (the mean over bins averages the floor's randomness away): decoded
     # silence must stay as loud and as flat as the real floor, not pulse at the latent rate
     level_l1 = (recon.mean(dim=1) - mel.mean(dim=1)).abs().mean()
     kl = posterior.kl().mean()
     total = (mel_l1 + LOUD_WEIGHT * loud_l1 + PARTIAL_WEIGHT * partial_l1
-             + FREQ_DIFF_WEIGHT * freq_l1 + LEVEL_WEIGHT * level_l1 + kl_weight * kl)
+             + beside_weight * beside_l1 + FREQ_DIFF_WEIGHT * freq_l1 + LEVEL_WEIGHT * level_l1
+             + kl_weight * kl)
     return total, {"mel_l1": mel_l1.item(), "loud_l1": loud_l1.item(),
-                   "partial_l1": partial_l1.item(), "freq_l1": freq_l1.item(),
-                   "level_l1": level_l1.item(), "kl": kl.item()}
+                   "partial_l1": partial_l1.item(), "beside_l1": beside_l1.item(),
+                   "freq_l1": freq_l1.item(), "level_l1": level_l1.item(), "kl": kl.item()}
 
 
 class _VocoderLosses:
@@ -130,7 +142,7 @@ class _VocoderLosses:
 
 
 def _part_file(out_dir: Path, part: str) -> Path:
-    return out_dir / ("vae.safetensors" if part == "vae" else "vocoder.safetensors")
+    return out_dir / ("vae.safetensors" if part.startswith("vae") else "vocoder.safetensors")
 
 
 def _load_part(codec: StarterCodec, path: Path, prefix: str) -> None:
@@ -148,7 +160,8 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
               save_every: int = 100, resume: bool = False,
               progress: Optional[Callable[[int, int, dict], None]] = None) -> StarterCodec:
     """Train one part of the starter codec into `out_dir` (vae.safetensors or
-    vocoder.safetensors; `vocoder-gan` continues from the vocoder's weights)."""
+    vocoder.safetensors; `vocoder-gan` continues from the vocoder's weights, `vae-decoder` from
+    the VAE's with its encoder frozen, so latents already cached stay valid)."""
     if part not in PARTS:
         raise ValueError(f"codec part {part!r}: choose one of {', '.join(PARTS)}")
     if segment % 512:
@@ -156,16 +169,18 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = StarterCodec(CODEC_VERSION)
-    prefix = "vae" if part == "vae" else "vocoder"
+    prefix = "vae" if part.startswith("vae") else "vocoder"
     target = _part_file(out_dir, part)
     meta = _read_meta(out_dir)
     start = meta.get(f"{part}_steps", 0) if resume else 0
     if part == "vocoder-gan" and meta.get("vocoder_steps", 0) == 0:
         raise ValueError(f"{out_dir}: train the vocoder (part 'vocoder') before 'vocoder-gan'")
+    if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
+        raise ValueError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
     if part == "vocoder" and meta.get("vocoder-gan_steps", 0) and start < steps:
         raise ValueError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
                          f"train more vocoder steps in a new --out folder")
-    if target.exists() and (resume or part == "vocoder-gan"):
+    if target.exists() and (resume or part in ("vocoder-gan", "vae-decoder")):
         _load_part(codec, target, prefix)
     elif part == "vae":
         mean, std = mel_statistics(codec, waves, torch.Generator().manual_seed(seed + 1),
@@ -173,7 +188,8 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         codec.vae.data_mean.copy_(mean)
         codec.vae.data_std.copy_(std)
     module = getattr(codec, prefix)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, betas=(0.8, 0.99))
+    trained = codec.vae.decoder if part == "vae-decoder" else module
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=lr, betas=(0.8, 0.99))
     warmup = 50
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup)
@@ -192,6 +208,8 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         disc_opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.8, 0.99))
         hinge_d, hinge_g, matching = DiscriminatorLoss(), GeneratorLoss(), FeatureMatchingLoss()
     codec.train()
+    if part == "vae-decoder":
+        codec.vae.encoder.eval()
 
     def save(step: int) -> None:
         state = {f"{prefix}.{k}": v.contiguous() for k, v in module.state_dict().items()}
@@ -209,6 +227,9 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         wave = augment(_crops(waves, batch, segment, gen), gen)
         if part == "vae":
             loss, logs = vae_loss(codec, wave, gen, kl_weight)
+        elif part == "vae-decoder":
+            loss, logs = vae_loss(codec, wave, gen, kl_weight, beside_weight=BESIDE_WEIGHT,
+                                  frozen_encoder=True)
         elif part == "vocoder":
             _, stft, mel_l1 = losses.reconstruction(codec, wave)
             loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
