@@ -151,7 +151,8 @@ class FoleyPipeline:
         return sampler(velocity, noise.to(dev), grid, progress=progress, cancel=cancel)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, cancel: Optional[CancelCheck] = None) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, cancel: Optional[CancelCheck] = None,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """(B, N, C) normalised latents -> (B, samples) at the codec rate; a cancel is polled
         between the VAE and the vocoder (each a unit of well under 100 ms for one 8 s take of the
         starter codec on a CPU core)."""
@@ -160,7 +161,14 @@ class FoleyPipeline:
             return self.codec.decode(latent)
         mel = self.codec.vae.decode(latent)
         raise_if_cancelled(cancel, "while decoding the latents")
+        if hasattr(self.codec, "vocode"):  # the starter codec samples the mel's texture
+            return self.codec.vocode(mel, generator)
         return self.codec.vocoder(mel).squeeze(1)
+
+    @staticmethod
+    def texture_generator(seed: int, window_index: int) -> torch.Generator:
+        """The take's own stream for the codec's mel texture (apart from its latent noise)."""
+        return torch.Generator().manual_seed((int(seed) * 1000003 + window_index + 7919) % 2 ** 64)
 
     def noise(self, seed: int, window_index: int, length: int) -> torch.Tensor:
         # any 64-bit seed: the mix wraps modulo 2^64 (identical to before for small seeds)
@@ -241,7 +249,8 @@ class FoleyPipeline:
                 raise_if_cancelled(cancel, f"while decoding window {w + 1} of {len(windows)}")
                 report(Progress("decoding", w * candidates + k, len(windows) * candidates))
                 decoding = time.perf_counter()
-                audio = self.decode(latents[k:k + 1], cancel).numpy()[0]
+                audio = self.decode(latents[k:k + 1], cancel,
+                                    self.texture_generator(request.seed + k, index)).numpy()[0]
                 decode_s += time.perf_counter() - decoding
                 pieces[k].append(audio[: round(window * self.sample_rate)])
         report(Progress("decoding", len(windows) * candidates, len(windows) * candidates))

@@ -77,3 +77,28 @@ def test_training_entry_point_reduces_the_loss():
     assert losses[-1] < 0.8 * losses[0]  # measured: 16.0 -> 11.5 over 15 steps
     with pytest.raises(ValueError, match="multiple of 512"):
         codec.training_losses(wave[:, :1000])
+
+
+def test_the_decoded_mel_texture_is_sampled_from_the_takes_own_stream():
+    """mel_noise samples the VAE's Gaussian observation around its decoded mean: the same
+    generator seed gives the same sound, another seed another texture, 0 is the plain mean."""
+    torch.manual_seed(0)
+    plain, textured = StarterCodec().eval(), StarterCodec(mel_noise=0.15).eval()
+    textured.load_state_dict(plain.state_dict())
+    latent = torch.randn(1, 20, 16)
+    with torch.no_grad():
+        mean = plain.vocoder(plain.vae.decode(latent)).squeeze(1)
+        assert torch.equal(plain.decode(latent), mean)
+        first = textured.decode(latent, torch.Generator().manual_seed(3))
+        again = textured.decode(latent, torch.Generator().manual_seed(3))
+        other = textured.decode(latent, torch.Generator().manual_seed(4))
+        assert torch.equal(first, again) and not torch.allclose(first, other)
+        assert not torch.allclose(first, mean)
+        # without a generator: a fixed one, so a latent always sounds the same
+        assert torch.equal(textured.decode(latent), textured.decode(latent))
+        # the texture is noise of the asked spread on the log-mel, nothing else
+        mel = plain.vae.decode(latent)
+        noise = torch.randn(mel.shape, generator=torch.Generator().manual_seed(3))
+        assert torch.allclose(first, plain.vocoder(mel + 0.15 * noise).squeeze(1), atol=1e-6)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        StarterCodec(mel_noise=2.0)

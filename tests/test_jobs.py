@@ -155,7 +155,7 @@ def test_a_cancel_while_decoding_latents_lands_within_100_ms(bundle, movie, tmp_
     pipeline = FoleyPipeline(bundle)
     reached = threading.Event()
 
-    def slow_decode(latents, cancel=None):
+    def slow_decode(latents, *args):
         reached.set()
         time.sleep(0.06)
         return torch.zeros(latents.shape[0], latents.shape[1] * 512)

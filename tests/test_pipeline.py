@@ -202,10 +202,34 @@ def test_a_bundle_made_with_the_first_starter_codec_still_generates(tmp_path, mo
                                       text_dim=64, text_seq_len=16, training_duration=2.0),
                         keep_delta_zero=False)
     codec, encoders = starter_descriptors(20251123)
-    codec = {k: v for k, v in codec.items() if k != "version"}
+    codec = {k: v for k, v in codec.items() if k not in ("version", "mel_noise")}
     old = save_bundle(tmp_path / "old", network, preset="tiny", codec=codec, encoders=encoders,
                       extra={STARTER_CODEC_FILE: StarterCodec(1).state_dict()})
     old_pipeline = FoleyPipeline(old)
     assert old_pipeline.codec.version == 1
     take = old_pipeline.generate(GenerateRequest(media=movie, end=Fraction(1))).takes[0]
     assert take.audio.shape == (16000,) and np.isfinite(take.audio).all()
+
+
+def test_the_codec_texture_comes_from_the_manifest_and_each_take_has_its_own(tmp_path, movie):
+    torch.manual_seed(0)
+    network = randomize(build_network("tiny", clip_dim=64, sync_dim=72, text_dim=64,
+                                      text_seq_len=16, training_duration=2.0), keep_delta_zero=False)
+    codec, encoders = starter_descriptors(20251123, mel_noise=0.15)
+    state = StarterCodec().state_dict()
+    textured = FoleyPipeline(save_bundle(tmp_path / "textured", network, preset="tiny",
+                                         codec=codec, encoders=encoders,
+                                         extra={STARTER_CODEC_FILE: state}))
+    assert textured.codec.mel_noise == 0.15
+    request = GenerateRequest(media=movie, end=Fraction(2), seed=5, takes=2)
+    first, again = textured.generate(request), textured.generate(request)
+    assert np.array_equal(first.takes[0].audio, again.takes[0].audio)  # a seed is a take
+    alone = textured.generate(GenerateRequest(media=movie, end=Fraction(2), seed=6))
+    assert np.allclose(alone.takes[0].audio, first.takes[1].audio, atol=1e-5)  # take k: seed + k
+    for bad in (-0.1, 3.0):
+        broken = save_bundle(tmp_path / f"bad{bad}", network, preset="tiny",
+                             codec={**codec, "mel_noise": bad}, encoders=encoders,
+                             extra={STARTER_CODEC_FILE: state})
+        from engine.bundles import BundleError
+        with pytest.raises(BundleError, match="mel_noise .* is outside 0..1; re-export"):
+            FoleyPipeline(broken)

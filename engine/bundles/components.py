@@ -19,7 +19,11 @@ def load_codec(bundle: Bundle):
         if version not in CODEC_VERSIONS:
             raise BundleError(f"{bundle.path}: starter codec version {version!r} is newer than "
                               f"this engine knows ({max(CODEC_VERSIONS)}); update MF-MJT Foley")
-        model = StarterCodec(version)
+        mel_noise = float(codec.get("mel_noise", 0.0))  # absent in bundles made before it
+        if not 0.0 <= mel_noise <= 1.0:
+            raise BundleError(f"{bundle.path}: codec.mel_noise {mel_noise} is outside 0..1; "
+                              f"re-export the bundle")
+        model = StarterCodec(version, mel_noise=mel_noise)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -79,9 +83,9 @@ def load_encoder(bundle: Bundle):
                       f"bundle with starter encoders")
 
 
-def starter_descriptors(encoder_seed: int) -> tuple[dict, dict]:
+def starter_descriptors(encoder_seed: int, *, mel_noise: float = 0.0) -> tuple[dict, dict]:
     """Manifest entries (codec, encoders) of a bundle built on the starter stack."""
     from engine.codec.starter import CODEC_VERSION
     return ({"kind": "starter", "version": CODEC_VERSION, "file": STARTER_CODEC_FILE,
-             "sampling_rate": 16000},
+             "sampling_rate": 16000, "mel_noise": mel_noise},
             {"kind": "starter", "seed": encoder_seed})
