@@ -89,12 +89,12 @@ def test_drift_names_wrong_missing_and_extra_packages(lock):
 def test_a_dependency_added_without_relocking_is_caught(lock, tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(lockfile.PYPROJECT_PATH.read_text(encoding="utf-8").replace(
-        'dependencies = [\n', 'dependencies = [\n    "fastapi>=0.110",\n    "numpy>=99",\n', 1))
+        'dependencies = [\n', 'dependencies = [\n    "left-pad-nowhere>=0.1",\n    "numpy>=99",\n', 1))
     environment = lockfile.TARGETS["linux-x86_64-py3.10"]
     problems = lockfile.unmet(lockfile.declared_requirements(pyproject),
                               lockfile.pins_for(lock, environment), environment)
     numpy = lockfile.pins_for(lock, environment)["numpy"].version
-    assert problems == ["fastapi>=0.110 has no pin in the lock",
+    assert problems == ["left-pad-nowhere>=0.1 has no pin in the lock",
                         f"numpy>=99 is not met by the locked numpy=={numpy}"]
 
 

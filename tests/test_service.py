@@ -188,6 +188,7 @@ def test_fifty_concurrent_submissions_complete_or_get_429_and_none_is_lost(serve
     record, runtime = served
     engine = HttpEngine.discover(runtime)
     accepted, refused, errors = [], [], []
+    before = engine.models()["memory"]["peak_rss_mib"]
 
     def submit(k):
         try:
@@ -204,7 +205,10 @@ def test_fifty_concurrent_submissions_complete_or_get_429_and_none_is_lost(serve
     finals = [engine.wait(job_id, 300) for job_id in accepted]
     assert [f["state"] for f in finals] == ["done"] * len(accepted)
     assert all(Path(f["result"]["takes"][0]).is_file() for f in finals)
-    assert engine.models()["memory"]["peak_rss_mib"] < 4000
+    # bounded: the burst (50 requests, at most 4 waiting) leaves the engine's peak memory about
+    # where one job had it
+    peak = engine.models()["memory"]["peak_rss_mib"]
+    assert peak - before < 1000, f"peak RSS {before} -> {peak} MiB over the burst"
 
 
 def test_the_served_schema_survives_schemathesis_without_a_server_error(served):
