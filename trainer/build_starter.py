@@ -49,7 +49,7 @@ ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=800)  # paper Fig. 4 at our scale:
 ENCODER_SEED = 20251123
 # the spread of the decoded mel's sampled texture (engine/codec/starter.py), chosen with the
 # weights on held-out scenes (eval:1000) from 0, 0.1, 0.15, 0.2 (model card)
-MEL_NOISE = 0.15
+MEL_NOISE = 0.1
 
 
 def _log(stage: str, text: str) -> None:
