@@ -211,7 +211,7 @@ def test_fifty_concurrent_submissions_complete_or_get_429_and_none_is_lost(serve
     assert peak - before < 1000, f"peak RSS {before} -> {peak} MiB over the burst"
 
 
-def test_the_served_schema_survives_schemathesis_without_a_server_error(served):
+def test_the_served_schema_survives_schemathesis_without_a_server_error(served, tmp_path):
     record, runtime = served
     token = HttpEngine.discover(runtime).token
     result = subprocess.run(
@@ -219,7 +219,7 @@ def test_the_served_schema_survives_schemathesis_without_a_server_error(served):
          f"{record['url']}/openapi.json", "--header", f"Authorization: Bearer {token}",
          "--checks", "not_a_server_error", "--max-examples", "15", "--seed", "1",
          "--workers", "1", "--request-timeout", "20"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache stays there
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "/v1/jobs" in result.stdout
 
