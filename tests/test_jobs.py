@@ -10,7 +10,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -208,7 +207,6 @@ def test_user_errors_name_the_field_not_a_flag(pipeline, movie, tmp_path):  # no
 def test_an_internal_bug_is_not_reported_as_a_user_error(movie, tmp_path, monkeypatch):  # noqa: F811
     """The CLI catches user errors only: a bug shows its traceback (here, as the exception
     escaping `main`), never a tidy one-line 'error:'."""
-    from mfmjt_plugin import generate_cli
     from mfmjt_plugin.cli import main
 
     def broken(request, **kwargs):
@@ -216,7 +214,6 @@ def test_an_internal_bug_is_not_reported_as_a_user_error(movie, tmp_path, monkey
     monkeypatch.setattr("engine.jobs.generate_takes", broken)
     with pytest.raises(ZeroDivisionError):
         main(["generate", str(movie), "--out", str(tmp_path)])
-    assert generate_cli.FLAGS["out"] == "--out"
 
 
 def test_the_naming_module_imports_the_standard_library_only():
@@ -249,7 +246,6 @@ def test_names_versions_and_handles(tmp_path):
     # at the timeline's start no head; at the media's end no tail
     assert handles(Fraction(3), Fraction(2), Fraction(5), Fraction(0), rate)[:2] == (0, 0)
     assert handles(Fraction(3), Fraction(2), Fraction(5), Fraction(9), rate)[2] == 0
-    assert np.isclose(float(Fraction(1001, 2000)), 0.5005)
 
 
 def test_the_codec_decode_polls_the_cancel_between_vae_and_vocoder(pipeline):

@@ -80,9 +80,9 @@ def create_app(manager: JobManager, *, token: str, info: dict) -> FastAPI:
 
     @app.get(f"{API}/health", responses=ERRORS)
     async def health() -> dict:
+        states = [j.state for j in manager.list()]
         return {"status": "ok", "pid": os.getpid(), "version": info.get("version"),
-                "queued": sum(j.state == "queued" for j in manager.list()),
-                "running": sum(j.state == "running" for j in manager.list())}
+                "queued": states.count("queued"), "running": states.count("running")}
 
     @app.get(f"{API}/models", responses=ERRORS)
     async def models() -> dict:

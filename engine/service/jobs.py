@@ -48,6 +48,7 @@ class Job:
     result: Optional[dict] = None
     error: Optional[dict] = None
     token: CancelToken = field(default_factory=CancelToken, repr=False)
+    take: object = field(default=None, repr=False)  # the checked TakeRequest (not journalled)
     cancel_reason: Optional[str] = None
 
     def to_json(self) -> dict:
@@ -160,15 +161,12 @@ class JobManager:
     def submit(self, body: dict) -> Job:
         request = take_request(body, roots=self.roots)
         # everything checked now, so a bad request never becomes a job
-        self.pipeline.settings(request)
+        self.pipeline.settings(request)  # best-of against takes included
         self.pipeline.check_range(request)
         from engine.jobs import check_takes_folder
-        if request.best_of is not None and request.best_of < request.takes:
-            raise RequestError(f"best-of {request.best_of} is fewer than the {request.takes} "
-                               f"takes asked for", field="best_of")
         check_takes_folder(request.out)
         job = Job(id=uuid.uuid4().hex[:12], request={**body, "media": str(request.media),
-                                                     "out": str(request.out)})
+                                                     "out": str(request.out)}, take=request)
         with self.lock:
             try:
                 self.queue.put_nowait(job)
@@ -242,8 +240,7 @@ class JobManager:
             timer.daemon = True
             timer.start()
             try:
-                request = take_request(job.request, roots=self.roots)
-                report = generate_takes(request, pipeline=self.pipeline, cancel=job.token,
+                report = generate_takes(job.take, pipeline=self.pipeline, cancel=job.token,
                                         progress=lambda event, job=job: self._event(job, event))
                 outcome = ("done", report.to_json(), None)
             except Cancelled:
