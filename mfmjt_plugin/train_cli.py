@@ -83,12 +83,14 @@ def run(args: argparse.Namespace) -> int:
         print(report.to_json() if args.json else report.to_text())
         return 0 if report.usable else 1
     from mfmjt_plugin import train_run
-    from engine.bundles import BundleError
+    from engine.errors import UserError
     try:
         return {"cache": train_run.cache, "fit": train_run.fit, "codec": train_run.codec,
                 "export": train_run.export,
                 "evaluate": train_run.evaluate}[args.train_command](args)
-    except (BundleError, ValueError) as err:
+    # what the user can fix (a bundle, a recipe, a cache, a library, a run folder); any other
+    # ValueError is a bug and keeps its traceback (issue 15)
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # ours (a run folder in use), or a read-only folder, a full disk

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from engine.errors import UserError
+
 
 def cache(args: argparse.Namespace) -> int:
     return cache_library(Path(args.library), str(args.bundle), Path(args.out),
@@ -61,8 +63,8 @@ def write_run_record(out: Path, record: dict, *, resume: bool) -> None:
         differs = sorted(k for k in record if before.get(k) != record[k])
         if resume and differs:
             changes = ", ".join(f"{k} was {before.get(k)!r}, now {record[k]!r}" for k in differs)
-            raise ValueError(f"{out} was started with other settings ({changes}); resume it with "
-                             f"those, or give a new --out folder")
+            raise UserError(f"{out} was started with other settings ({changes}); resume it with "
+                            f"those, or give a new --out folder")
         return
     out.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as tmp:
@@ -88,7 +90,7 @@ def fit(args: argparse.Namespace) -> int:
     # --init: fine-tune that bundle; --preset alone: a new network of that preset whose codec
     # and encoders come from the shipped starter bundle (the only starter-stack codec we have)
     if args.init is None and args.preset is None:
-        raise ValueError("give --init BUNDLE to fine-tune, or --preset NAME for a new network")
+        raise UserError("give --init BUNDLE to fine-tune, or --preset NAME for a new network")
     init = resolve_bundle(args.init or "starter")
     init_bundle = load_bundle(init)  # read once: network (with --init), codec, encoders
     config = preset_config(args.preset) if args.init is None else init_bundle.network.config
@@ -135,8 +137,8 @@ def codec(args: argparse.Namespace) -> int:
     from trainer.codec_library import library_clips
     out = Path(args.out)
     if not args.resume and (out / "progress.json").exists():
-        raise ValueError(f"{out} already holds a codec run; add --resume to continue it or "
-                         f"choose a new --out folder")
+        raise UserError(f"{out} already holds a codec run; add --resume to continue it or "
+                        f"choose a new --out folder")
     with tqdm(desc="reading the library", unit="file", leave=False) as bar:
         clips = library_clips(args.library, progress=lambda d, n: (
             setattr(bar, "total", n), bar.update(d - bar.n)))
@@ -212,8 +214,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import evaluate as run_evaluation
 
     if args.scenes < 2:
-        raise ValueError(f"--scenes must be at least 2 (a Fréchet distance needs two), got "
-                         f"{args.scenes}")
+        raise UserError(f"--scenes must be at least 2 (a Fréchet distance needs two), got "
+                        f"{args.scenes}")
     pipeline = FoleyPipeline(resolve_bundle(args.bundle))
     settings = pipeline.settings(GenerateRequest(media=Path("."), guidance=args.guidance,
                                                  mode=args.mode, steps=args.steps))

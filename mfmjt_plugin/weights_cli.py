@@ -27,9 +27,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bundles.download import DownloadError
-    from engine.bundles.official import OfficialImportError
     from engine.bundles.registry import WeightRegistry
+    from engine.errors import UserError
 
     registry = WeightRegistry()
     try:
@@ -64,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
             from engine.bundles.assemble import assemble
             path = assemble(registry, args.preset, args.out)
             print(f"bundle written: {path} (flow-matching mode; licence CC-BY-NC-4.0)")
-    except (OfficialImportError, DownloadError, KeyError, ValueError, FileExistsError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"error: {message}", file=sys.stderr)
+    # what the user can fix (a file, a name, the network, an existing output); anything else is
+    # a bug and keeps its traceback (issue 15)
+    except (UserError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -125,3 +125,45 @@ def test_rotation_keeps_the_checkpoint_just_written_and_touches_no_later_one(tmp
         assert written.exists()
     assert sorted(p.name for p in folder.iterdir()) == [
         "ckpt-00000004.safetensors", "ckpt-00000006.safetensors", "ckpt-00000900.safetensors"]
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    """Issue 15: `train` reports what the user can fix in one line (exit 1) and lets anything
+    else through as the bug it is."""
+    from mfmjt_plugin import train_run
+    library = make_library(tmp_path / "library")
+    init = starter_bundle(tmp_path / "init")
+    assert main(["train", "cache", str(library), "--bundle", str(init), "--out",
+                 str(tmp_path / "cache"), "--window", "2"]) == 0
+    capsys.readouterr()
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text("[optim]\nlr = 1e-4\n[train]\nstepz = 10\n")
+    shard = next((tmp_path / "cache").glob("shard-*.safetensors"))
+    cases = [
+        (["train", "fit", "--recipe", str(recipe), "--cache", str(tmp_path / "cache"),
+          "--init", str(init), "--out", str(tmp_path / "r1")], "recipe keys missing ["),
+        (["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"), "--init",
+          str(init), "--out", str(tmp_path / "r2"), "--freeze", "no_such_block"],
+         "no parameters match ['no_such_block']"),
+        (["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+          "--out", str(tmp_path / "r3")], "give --init BUNDLE to fine-tune"),
+        (["train", "codec", str(tmp_path / "cache"), "--out", str(tmp_path / "c"), "--part",
+          "vocoder-gan", "--steps", "1"], "no file with sound to train the codec on"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.rsplit("\r", 1)[-1]  # after a progress bar cleared
+        assert err.startswith("error: ") and words in err and err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err
+    # a damaged shard is a CacheError, a UserError: one line naming the shard
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert main(["train", "fit", "--recipe", "debug", "--cache", str(tmp_path / "cache"),
+                 "--init", str(init), "--out", str(tmp_path / "r4"), "--max-steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {shard}") and err.count("\n") == 1, err
+
+    def broken(args):
+        raise ValueError("internal: shapes (3,) and (4,) differ")
+    monkeypatch.setattr(train_run, "export", broken)
+    with pytest.raises(ValueError, match="internal: shapes"):
+        main(["train", "export", "--run", str(tmp_path / "r1"), "--out", str(tmp_path / "x")])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.bundles import OfficialImportError
-from engine.bundles.registry import WeightRegistry
+from engine.bundles.registry import WeightNotFound, WeightRegistry
 from engine.codec.bigvgan import BIGVGAN_V1_16K, BigVGANGenerator
 from engine.codec.vae import VAE_16K, MelVAE
 from engine.model import DELTA_EMBEDDER_PREFIX, build_network
@@ -74,9 +74,9 @@ def test_verify_and_remove(registry, tmp_path):
     assert "sha256 does not match" in problem
     registry.remove("network", "tiny")
     assert registry.entries() == [] and not registry.path_of(entry).exists()
-    with pytest.raises(KeyError, match="not in the weight registry"):
+    with pytest.raises(WeightNotFound, match="not in the weight registry"):
         registry.remove("network", "tiny")
-    with pytest.raises(KeyError, match="mfmjt weights import"):
+    with pytest.raises(WeightNotFound, match="mfmjt weights import"):
         registry.load("network", "tiny")
 
 
@@ -146,3 +146,27 @@ def test_assembled_bundle_gives_an_official_codec(registry, tmp_path):
     with torch.no_grad():
         posterior = codec.encode(torch.zeros(1, 16000))
     assert posterior.mean.shape == (1, 20, 31)  # v1-16: 20 channels at 31.25 tokens/s
+
+
+def test_cli_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch, capsys):
+    from engine.bundles import registry as registry_module
+    from mfmjt_plugin.cli import main
+    monkeypatch.setenv("MFMJT_DATA_DIR", str(tmp_path / "data"))
+    cases = [(["weights", "remove", "network", "nope"],
+              "error: network 'nope' is not in the weight registry\n"),
+             (["weights", "download", "network", "nope"], "error: no official download for "
+                                                          "network 'nope'; known: network "),
+             (["weights", "assemble", "--preset", "huge_16k", "--out", str(tmp_path / "b")],
+              "error: unknown network preset 'huge_16k'; choose one of [")]
+    for argv, start in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(start) and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "b").exists()
+
+    # a ValueError that is not a UserError is a bug in our code: it is not dressed as user input
+    def broken(self):
+        raise ValueError("internal: index out of step")
+    monkeypatch.setattr(registry_module.WeightRegistry, "entries", broken)
+    with pytest.raises(ValueError, match="internal: index out of step"):
+        main(["weights", "list"])

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from engine.atomic import atomic_target
 from engine.cancel import Cancelled
+from engine.errors import UserError
 from engine.features.base import (SYNC_TOKENS_PER_SEGMENT, FeatureEncoder, VideoFeatures,
                                   sync_segment_starts)
 from engine.media.decode import decode_frames, probe
@@ -31,7 +32,7 @@ CACHE_VERSION = 1
 STATS_FILE = "latent_stats.safetensors"
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError):
     """A cache that cannot be used; the message names the shard and what to do."""
 
 

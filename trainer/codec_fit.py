@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_target
 from engine.codec.starter import CODEC_VERSION, StarterCodec
+from engine.errors import UserError
 from trainer.augment import augment
 from trainer.data.windows import decode_audio
 
@@ -174,12 +175,12 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     meta = _read_meta(out_dir)
     start = meta.get(f"{part}_steps", 0) if resume else 0
     if part == "vocoder-gan" and meta.get("vocoder_steps", 0) == 0:
-        raise ValueError(f"{out_dir}: train the vocoder (part 'vocoder') before 'vocoder-gan'")
+        raise UserError(f"{out_dir}: train the vocoder (part 'vocoder') before 'vocoder-gan'")
     if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
-        raise ValueError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
+        raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
     if part == "vocoder" and meta.get("vocoder-gan_steps", 0) and start < steps:
-        raise ValueError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
-                         f"train more vocoder steps in a new --out folder")
+        raise UserError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
+                        f"train more vocoder steps in a new --out folder")
     if target.exists() and (resume or part in ("vocoder-gan", "vae-decoder")):
         _load_part(codec, target, prefix)
     elif part == "vae":

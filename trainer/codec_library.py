@@ -17,6 +17,7 @@ import av
 import numpy as np
 import torch
 
+from engine.errors import UserError
 from trainer.data import scan_library
 from trainer.data.windows import decode_audio
 
@@ -61,7 +62,8 @@ def library_clips(folder: Path | str, *, seconds: float = 4.0, sample_rate: int 
     if progress is not None:
         progress(len(report.items), len(report.items))
     if not clips:
-        raise ValueError(f"{folder}: no file with sound to train the codec on "
-                         f"({len(skipped)} skipped); point it at a folder of sound files")
+        raise UserError(f"{folder}: no file with sound to train the codec on "
+                        f"({len(skipped)} skipped); point it at a folder of sound files",
+                        field="library")
     return LibraryClips(waves=torch.from_numpy(np.stack(clips).astype(np.float32)), files=used,
                         skipped=skipped, clipped_files=clipped)

@@ -11,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.bundles import save_bundle
+from engine.errors import UserError
 from engine.model import MFMJT, NetworkConfig, build_network
 from trainer.cache import STATS_FILE
 
@@ -20,8 +21,9 @@ def new_network(preset: str, cache_dir: Path | str, **overrides) -> MFMJT:
     network = build_network(preset, **overrides)
     stats = load_file(str(Path(cache_dir) / STATS_FILE))
     if stats["mean"].numel() != network.config.latent_dim:
-        raise ValueError(f"the cache's latents have {stats['mean'].numel()} channels, preset "
-                         f"{preset} expects {network.config.latent_dim}")
+        raise UserError(f"the cache's latents have {stats['mean'].numel()} channels, preset "
+                        f"{preset} expects {network.config.latent_dim}; cache the library "
+                        f"with a bundle of that preset's codec", field="data")
     with torch.no_grad():
         network.latent_mean.copy_(stats["mean"].view(1, 1, -1))
         network.latent_std.copy_(stats["std"].clamp_min(1e-4).view(1, 1, -1))

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
+from engine.errors import UserError
 from trainer.checkpoint import (Position, latest_checkpoint, load_checkpoint,
                                 remove_stale_temporaries, save_checkpoint)
 from trainer.objectives import (AdaptiveWeighting, TimeSampler, drop_conditions, meanflow_loss,
@@ -44,7 +45,8 @@ class CachedWindows:
         self.data = {k: torch.cat([s[k] for s in shards]) for k in keys}
         self.size = self.data["latent_mean"].shape[0]
         if self.size == 0:
-            raise ValueError("the cache holds no windows; run `mfmjt train scan` to see why")
+            raise UserError("the cache holds no windows; run `mfmjt train scan` on its library to "
+                            "see why", field="data")
         self.batch_size, self.seed = batch_size, seed
 
     def _order(self, epoch: int) -> torch.Tensor:
@@ -135,8 +137,9 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
     device = next(network.parameters()).device
     world = init_distributed(device)
     if recipe.batch_size % world.size:
-        raise ValueError(f"global batch {recipe.batch_size} does not split over {world.size} "
-                         f"processes")
+        raise UserError(f"the recipe's batch of {recipe.batch_size} does not split over "
+                        f"{world.size} processes; start a number of processes that divides it",
+                        field="recipe")
     local = slice(world.rank * recipe.batch_size // world.size,
                   (world.rank + 1) * recipe.batch_size // world.size)
     network.train()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from peft import LoraConfig, LoraModel
 from torch import nn
 
+from engine.errors import UserError
+
 
 def lora_targets(network: nn.Module) -> list[str]:
     """Linear attention (qkv) and MLP projections (text-stream FFN, global-condition MLP)."""
@@ -36,8 +38,8 @@ def freeze(network: nn.Module, prefixes: list[str]) -> int:
             param.requires_grad_(False)
             count += param.numel()
     if prefixes and count == 0:
-        raise ValueError(f"no parameters match {prefixes}; names start with e.g. "
-                         f"{sorted({n.split('.')[0] for n, _ in network.named_parameters()})}")
+        raise UserError(f"no parameters match {prefixes}; names start with e.g. "
+                        f"{sorted({n.split('.')[0] for n, _ in network.named_parameters()})}", field="freeze")
     return count
 
 

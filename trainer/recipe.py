@@ -5,6 +5,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from engine.errors import UserError
+
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
 
@@ -59,5 +61,6 @@ def load_recipe(name_or_path: str) -> Recipe:
     missing = sorted(n for n in names if flat.get(n) is None)
     unknown = sorted(set(flat) - names)
     if missing or unknown:
-        raise ValueError(f"{path}: recipe keys missing {missing}, unknown {unknown}")
+        raise UserError(f"{path}: recipe keys missing {missing}, unknown {unknown}; compare it "
+                        f"with {RECIPES_DIR / 'starter.toml'}", field="recipe")
     return Recipe(**{k: flat[k] for k in names})

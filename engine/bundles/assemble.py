@@ -7,6 +7,7 @@ from pathlib import Path
 from engine.bundles.format import save_bundle
 from engine.bundles.official import LICENCE_WEIGHTS, import_mmaudio
 from engine.bundles.registry import WeightRegistry
+from engine.errors import UserError
 from engine.features.clip import OFFICIAL_MODEL
 from engine.model import preset_config
 
@@ -19,14 +20,14 @@ CODEC_FOR_RATE = {16000: ("v1-16", "bigvgan_v1_16k"), 44100: ("v1-44", "bigvgan_
 def assemble(registry: WeightRegistry, preset: str, out: Path | str) -> Path:
     cfg = preset_config(preset)
     if cfg.sampling_rate not in CODEC_FOR_RATE:
-        raise ValueError(f"preset {preset!r} has no official codec ({cfg.sampling_rate} Hz)")
+        raise UserError(f"preset {preset!r} has no official codec ({cfg.sampling_rate} Hz)")
     vae_name, vocoder_name = CODEC_FOR_RATE[cfg.sampling_rate]
     required = [("network", preset), ("vae", vae_name), ("vocoder", vocoder_name)]
     missing = [f"{kind} {name}" for kind, name in required if registry.get(kind, name) is None]
     if missing:
-        raise KeyError(f"cannot assemble {preset}: missing {', '.join(missing)} in the weight "
-                       f"registry; import them with `mfmjt weights import PATH` or download them "
-                       f"with `mfmjt weights download KIND NAME`")
+        raise UserError(f"cannot assemble {preset}: missing {', '.join(missing)} in the weight "
+                        f"registry; import them with `mfmjt weights import PATH` or download them "
+                        f"with `mfmjt weights download KIND NAME`")
     network = import_mmaudio(registry.load("network", preset), preset)
     extra = {"vae.safetensors": registry.load("vae", vae_name),
              "vocoder.safetensors": registry.load("vocoder", vocoder_name)}

@@ -8,6 +8,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from engine.errors import UserError
+
 _RELEASES = "https://github.com/hkchengrex/MMAudio/releases/download/v0.1/"
 _HUB = "https://huggingface.co/hkchengrex/MMAudio/resolve/main/weights/"
 
@@ -29,7 +31,7 @@ OFFICIAL_DOWNLOADS: dict[tuple[str, str], tuple[str, str]] = {
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download that failed; nothing was registered and no partial file is kept unless it can
     be resumed."""
 

@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_target
+from engine.errors import UserError
 from engine.bundles.format import sha256_file
 from engine.bundles.official import (LICENCE_WEIGHTS, OFFICIAL_FILES, OfficialFile,
                                      OfficialImportError, import_mmaudio, load_official_state,
@@ -25,6 +26,10 @@ from engine.bundles.official import (LICENCE_WEIGHTS, OFFICIAL_FILES, OfficialFi
 
 KINDS = ("network", "vae", "vocoder", "synchformer", "clip")
 INDEX_NAME = "index.json"
+
+
+class WeightNotFound(UserError):
+    """A kind and name the registry does not hold: import or download it."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,8 @@ class WeightRegistry:
     def load(self, kind: str, name: str) -> dict[str, torch.Tensor]:
         entry = self.get(kind, name)
         if entry is None:
-            raise KeyError(f"{kind} {name!r} is not in the weight registry; import it with "
-                           f"`mfmjt weights import PATH` or `mfmjt weights download`")
+            raise WeightNotFound(f"{kind} {name!r} is not in the weight registry; import it with "
+                                 f"`mfmjt weights import PATH` or `mfmjt weights download`")
         return _read_any(self.path_of(entry))
 
     # ------------------------------------------------------------------ import
@@ -183,7 +188,7 @@ class WeightRegistry:
         index = self._read_index()
         data = index.pop(f"{kind}-{name}", None)
         if data is None:
-            raise KeyError(f"{kind} {name!r} is not in the weight registry")
+            raise WeightNotFound(f"{kind} {name!r} is not in the weight registry")
         self._write_index(index)
         (self.root / data["file"]).unlink(missing_ok=True)
         return RegistryEntry(**data)
@@ -196,7 +201,7 @@ class WeightRegistry:
         if url is None or md5 is None:
             if (kind, name) not in OFFICIAL_DOWNLOADS:
                 known = ", ".join(f"{k} {n}" for k, n in OFFICIAL_DOWNLOADS)
-                raise KeyError(f"no official download for {kind} {name!r}; known: {known}")
+                raise WeightNotFound(f"no official download for {kind} {name!r}; known: {known}")
             official_url, official_md5 = OFFICIAL_DOWNLOADS[(kind, name)]
             url, md5 = url or official_url, md5 or official_md5
         target = self.root / "downloads" / Path(url.split("?")[0]).name

@@ -9,6 +9,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from engine.errors import UserError
+
 
 @dataclass(frozen=True)
 class SequenceLengths:
@@ -134,7 +136,8 @@ PRESETS: dict[str, NetworkConfig] = {
 
 def preset_config(preset: str, **overrides) -> NetworkConfig:
     if preset not in PRESETS:
-        raise ValueError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise UserError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)}",
+                        field="preset")
     try:
         return dataclasses.replace(PRESETS[preset], **overrides)
     except TypeError as err:
