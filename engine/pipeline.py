@@ -30,7 +30,10 @@ from engine.sampling import (GUIDANCE_MODES, draw_noise, euler_sample, guided_ve
                              meanflow_sample, time_grid)
 
 CROSSFADE = 0.5  # seconds of overlap between windows of a long range
-FALLBACK_DEFAULTS = {"guidance": 1.0, "mode": "scaled", "steps": 1}
+# settings of bundles that record none: one MeanFlow step; MMAudio's 25 Euler steps with CFG 4.5
+# for flow-matching weights (engine/bundles/assemble.py writes the same)
+FALLBACK_DEFAULTS = {"meanflow": {"guidance": 1.0, "mode": "scaled", "steps": 1},
+                     "flow_matching": {"guidance": 4.5, "mode": "standard", "steps": 25}}
 MAX_STEPS = 1000  # a flow-matching bundle samples in tens of steps; more is a typo
 MAX_TAKES = 64
 
@@ -84,11 +87,11 @@ class FoleyPipeline:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
         self.device = torch.device(device)
         self.network = self.bundle.network.to(self.device).eval()
-        self.codec = load_codec(self.bundle)
-        self.encoder = load_encoder(self.bundle)
+        self.codec = load_codec(self.bundle).to(self.device)
+        self.encoder = load_encoder(self.bundle, device=str(self.device))
         self.feature_cache = feature_cache
         self.frame_decoder = frame_decoder  # PyAV; tests give a slow one to check cancelling
-        self.defaults = {**FALLBACK_DEFAULTS, **self.bundle.defaults}
+        self.defaults = {**FALLBACK_DEFAULTS[self.bundle.mode], **self.bundle.defaults}
 
     @property
     def sample_rate(self) -> int:
@@ -156,14 +159,14 @@ class FoleyPipeline:
         """(B, N, C) normalised latents -> (B, samples) at the codec rate; a cancel is polled
         between the VAE and the vocoder (each a unit of well under 100 ms for one 8 s take of the
         starter codec on a CPU core)."""
-        latent = self.network.unnormalize(latents).transpose(1, 2).float().cpu()
+        latent = self.network.unnormalize(latents).transpose(1, 2).float().to(self.device)
         if not (hasattr(self.codec, "vae") and hasattr(self.codec, "vocoder")):
-            return self.codec.decode(latent)
+            return self.codec.decode(latent).float().cpu()
         mel = self.codec.vae.decode(latent)
         raise_if_cancelled(cancel, "while decoding the latents")
         if hasattr(self.codec, "vocode"):  # the starter codec samples the mel's texture
-            return self.codec.vocode(mel, generator)
-        return self.codec.vocoder(mel).squeeze(1)
+            return self.codec.vocode(mel, generator).float().cpu()
+        return self.codec.vocoder(mel).squeeze(1).float().cpu()
 
     @staticmethod
     def texture_generator(seed: int, window_index: int) -> torch.Generator:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.features.synchformer import (STATE_PREFIX, DividedAttention, SynchformerConfig,
-                                         SynchformerFeatures)
+                                         SynchformerFeatures, layout_config)
 
 TINY = SynchformerConfig(embed_dim=32, depth=1, num_heads=2, img_size=32, patch_size=16)
 
@@ -33,6 +33,16 @@ def test_official_layout_on_meta():
     for key, shape in expected.items():
         assert tuple(state[key].shape) == shape, key
     assert all(k.startswith(STATE_PREFIX) for k in state)
+    assert layout_config(state) == SynchformerConfig()  # the architecture read back from shapes
+
+
+def test_layout_of_smaller_extractors_is_read_from_shapes():
+    with torch.device("meta"):
+        state = SynchformerFeatures(TINY).state_dict()
+    assert layout_config(state) == SynchformerConfig(embed_dim=32, depth=1, num_heads=1,
+                                                     img_size=32, patch_size=16)
+    with pytest.raises(ValueError, match="not a Synchformer visual extractor"):
+        layout_config({k: v for k, v in state.items() if "temp_embed" not in k})
 
 
 def test_strict_load_ignores_other_modules_and_rejects_missing_keys():

@@ -122,14 +122,19 @@ def test_assemble_builds_a_flow_matching_bundle(registry, tmp_path):
     bundle = load_bundle(assemble(registry, "tiny", tmp_path / "bundle"))
     assert bundle.mode == "flow_matching" and bundle.manifest["licence"] == "CC-BY-NC-4.0"
     assert set(bundle.extra) == {"vae.safetensors", "vocoder.safetensors"}
-    assert bundle.manifest["encoders"] == {}  # no CLIP / Synchformer imported yet
+    # no CLIP / Synchformer imported yet: the bundle says so (and refuses to load an encoder;
+    # tests/test_official_generate.py)
+    assert bundle.manifest["encoders"] == {"kind": "mmaudio", "version": 1}
+    assert bundle.manifest["defaults"] == {"guidance": 4.5, "mode": "standard", "steps": 25}
     clip_file = tmp_path / "clip.safetensors"
     from safetensors.torch import save_file
     save_file({"visual.proj": torch.zeros(4, 2)}, str(clip_file))
     registry.import_file(clip_file, kind="clip", name="dfn5b")
-    with_clip = load_bundle(assemble(registry, "tiny", tmp_path / "bundle2"))
-    assert with_clip.manifest["encoders"]["clip"]["model"] == "ViT-H-14-378-quickgelu"
-    assert torch.equal(with_clip.extra["clip.safetensors"]["visual.proj"], torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"clip dfn5b in the weight registry does not fit the "
+                                         r"encoder architecture \(key '.*' is missing\); import "
+                                         r"the official file again"):
+        assemble(registry, "tiny", tmp_path / "bundle2")
+    assert not (tmp_path / "bundle2").exists()
     assert bundle.manifest["codec"]["vocoder"]["name"] == "bigvgan_v1_16k"
     assert torch.equal(bundle.network.final_layer.conv.weight, state["final_layer.conv.weight"])
     assert torch.count_nonzero(bundle.network.dt_embed.mlp[2].weight) == 0

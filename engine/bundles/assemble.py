@@ -3,21 +3,32 @@ Euler, until fine-tuned into a one-step MeanFlow model)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import torch
+
+from engine.bundles.components import MMAUDIO_ENCODERS_VERSION, clip_entry, sync_entry
 from engine.bundles.format import save_bundle
 from engine.bundles.official import LICENCE_WEIGHTS, import_mmaudio
 from engine.bundles.registry import WeightRegistry
 from engine.errors import UserError
 from engine.features.clip import OFFICIAL_MODEL
+from engine.features.synchformer import layout_config
 from engine.model import preset_config
 
 CLIP_NAME = "dfn5b"  # DFN5B-CLIP-ViT-H-14-384 imported with --kind clip --name dfn5b
 
 # per audio rate: (VAE, vocoder) as MODEL.md §5 pairs them
+# MMAudio's own sampling defaults for its flow-matching weights: 25 Euler steps, CFG 4.5
+MMAUDIO_DEFAULTS = {"guidance": 4.5, "mode": "standard", "steps": 25}
 CODEC_FOR_RATE = {16000: ("v1-16", "bigvgan_v1_16k"), 44100: ("v1-44", "bigvgan_v2_44k")}
 
 
-def assemble(registry: WeightRegistry, preset: str, out: Path | str) -> Path:
+def assemble(registry: WeightRegistry, preset: str, out: Path | str, *,
+             clip_config: Optional[dict] = None) -> Path:
+    """`clip_config`: open_clip's architecture dictionary when the imported CLIP is not the
+    official DFN5B ViT-H-14 (a smaller one in tests, a custom one); the manifest records it and
+    the file is checked against it here. Synchformer's architecture is read from its file."""
     cfg = preset_config(preset)
     if cfg.sampling_rate not in CODEC_FOR_RATE:
         raise UserError(f"preset {preset!r} has no official codec ({cfg.sampling_rate} Hz)")
@@ -31,14 +42,17 @@ def assemble(registry: WeightRegistry, preset: str, out: Path | str) -> Path:
     network = import_mmaudio(registry.load("network", preset), preset)
     extra = {"vae.safetensors": registry.load("vae", vae_name),
              "vocoder.safetensors": registry.load("vocoder", vocoder_name)}
-    encoders = {}
+    encoders = {"kind": "mmaudio", "version": MMAUDIO_ENCODERS_VERSION}
     if registry.get("synchformer", "synchformer") is not None:
-        extra["synchformer.safetensors"] = registry.load("synchformer", "synchformer")
-        encoders["sync"] = {"kind": "synchformer", "file": "synchformer.safetensors"}
-    clip = registry.get("clip", CLIP_NAME)
-    if clip is not None:
-        extra["clip.safetensors"] = registry.load("clip", CLIP_NAME)
-        encoders["clip"] = {"kind": "open_clip", "model": OFFICIAL_MODEL, "file": "clip.safetensors"}
+        state = registry.load("synchformer", "synchformer")  # checked at import
+        extra["synchformer.safetensors"] = state
+        encoders["sync"] = sync_entry(layout_config(state))
+    if registry.get("clip", CLIP_NAME) is not None:
+        state = registry.load("clip", CLIP_NAME)
+        _check_layout(_clip_on_meta(clip_config), state, f"clip {CLIP_NAME}")
+        extra["clip.safetensors"] = state
+        encoders["clip"] = clip_entry(OFFICIAL_MODEL if clip_config is None else "custom",
+                                      clip_config)
     optional = {("synchformer", "synchformer"), ("clip", CLIP_NAME)}
     sources = {e.key: {"md5": e.source_md5, "file": e.source_name, "official": e.official}
                for e in registry.entries() if (e.kind, e.name) in set(required) | optional}
@@ -49,4 +63,26 @@ def assemble(registry: WeightRegistry, preset: str, out: Path | str) -> Path:
                        encoders=encoders,
                        provenance={"assembled_from": sources, "training": "none (official "
                                    "MMAudio flow-matching weights; Δ embedder zero)"},
-                       licence=LICENCE_WEIGHTS, extra=extra)
+                       licence=LICENCE_WEIGHTS, extra=extra, defaults=dict(MMAUDIO_DEFAULTS))
+
+
+def _clip_on_meta(config: Optional[dict]) -> torch.nn.Module:
+    import open_clip
+    from open_clip.model import CLIP
+    with torch.device("meta"):
+        return CLIP(**config) if config is not None \
+            else open_clip.create_model(OFFICIAL_MODEL, pretrained=None, device="meta")
+
+
+def _check_layout(module: torch.nn.Module, state: dict, label: str) -> None:
+    """The imported file's keys and shapes against the architecture the manifest will name."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    if missing or unexpected or wrong:
+        first = (f"key {missing[0]!r} is missing" if missing else
+                 f"unexpected key {unexpected[0]!r}" if unexpected else
+                 f"key {wrong[0]!r} has shape {found[wrong[0]]}, expected {expected[wrong[0]]}")
+        raise UserError(f"{label} in the weight registry does not fit the encoder architecture "
+                        f"({first}); import the official file again")

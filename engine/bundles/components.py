@@ -61,6 +61,10 @@ class OfficialCodec:
     def decode(self, latent):
         return self.vocoder(self.vae.decode(latent)).squeeze(1)
 
+    def to(self, device) -> "OfficialCodec":
+        self.mel, self.vae, self.vocoder = (m.to(device) for m in (self.mel, self.vae, self.vocoder))
+        return self
+
 
 def _official_codec(bundle: Bundle, codec: dict) -> OfficialCodec:
     from engine.codec.bigvgan import BIGVGAN_V1_16K, BIGVGAN_V2_44K, BigVGANGenerator
@@ -76,14 +80,81 @@ def _official_codec(bundle: Bundle, codec: dict) -> OfficialCodec:
     return OfficialCodec(MelConverter(MEL_16K if sixteen else MEL_44K), vae.eval(), vocoder.eval())
 
 
-def load_encoder(bundle: Bundle):
-    """The bundle's conditioning encoder (FeatureEncoder)."""
+MMAUDIO_ENCODERS_VERSION = 1  # the manifest layout of CLIP + Synchformer below
+
+
+def load_encoder(bundle: Bundle, *, device: str = "cpu"):
+    """The bundle's conditioning encoder (FeatureEncoder), its models on `device`."""
     encoders = bundle.manifest.get("encoders") or {}
-    if encoders.get("kind") == "starter":
+    kind = encoders.get("kind")
+    if kind == "starter":
         from engine.features.starter import StarterEncoder
         return StarterEncoder(seed=int(encoders.get("seed", StarterEncoder().seed)))
-    raise BundleError(f"{bundle.path}: encoders {encoders!r} are not supported here; use a "
-                      f"bundle with starter encoders")
+    if kind in (None, "mmaudio"):  # assembled bundles; those made before `kind` have none
+        return _mmaudio_encoder(bundle, encoders, device)
+    raise BundleError(f"{bundle.path}: encoders of kind {kind!r} are not one this engine knows; "
+                      f"update MF-MJT Foley or use another bundle")
+
+
+def _missing_encoder(bundle: Bundle, what: str, kind: str, name: str, file: str) -> BundleError:
+    preset = bundle.manifest["network"].get("preset") or "PRESET"
+    return BundleError(f"{bundle.path}: the bundle has no {what}, which MMAudio's conditioning "
+                       f"needs; `mfmjt weights download {kind} {name}` (or `mfmjt weights "
+                       f"import {file}`), then `mfmjt weights assemble --preset {preset} --out "
+                       f"NEW_FOLDER`")
+
+
+def clip_entry(model: str, config: dict | None = None) -> dict:
+    """The manifest's `encoders.clip`: an open_clip model by name, or by its architecture."""
+    entry = {"kind": "open_clip", "model": model, "file": "clip.safetensors"}
+    return {**entry, "config": config} if config is not None else entry
+
+
+def sync_entry(config) -> dict:
+    """The manifest's `encoders.sync`: Synchformer's visual extractor and its architecture."""
+    import dataclasses
+    return {"kind": "synchformer", "file": "synchformer.safetensors",
+            "config": dataclasses.asdict(config)}
+
+
+def _mmaudio_encoder(bundle: Bundle, encoders: dict, device: str):
+    from engine.bundles.assemble import CLIP_NAME
+    from engine.features.clip import ClipFeatures
+    from engine.features.official import MMAudioEncoder
+    from engine.features.synchformer import SynchformerConfig, SynchformerFeatures
+    version = encoders.get("version", MMAUDIO_ENCODERS_VERSION)
+    if version != MMAUDIO_ENCODERS_VERSION:
+        raise BundleError(f"{bundle.path}: MMAudio encoders of layout version {version!r}; this "
+                          f"engine reads version {MMAUDIO_ENCODERS_VERSION}: update MF-MJT Foley "
+                          f"or assemble the bundle again")
+    clip_entry, sync_entry = encoders.get("clip"), encoders.get("sync")
+    if clip_entry is None or clip_entry.get("file") not in bundle.extra:
+        raise _missing_encoder(bundle, "CLIP image and text encoder", "clip", CLIP_NAME,
+                               "open_clip_pytorch_model.bin")
+    if sync_entry is None or sync_entry.get("file") not in bundle.extra:
+        raise _missing_encoder(bundle, "Synchformer video encoder", "synchformer", "synchformer",
+                               "synchformer_state_dict.pth")
+    files = bundle.manifest["files"]
+    try:
+        clip = ClipFeatures(clip_entry.get("model", ""), state=bundle.extra[clip_entry["file"]],
+                            config=clip_entry.get("config"), device=device,
+                            weights_id=files[clip_entry["file"]]["sha256"][:16])
+        sync = SynchformerFeatures(SynchformerConfig(**sync_entry.get("config", {})))
+        sync.load_official(bundle.extra[sync_entry["file"]])
+    except (RuntimeError, TypeError, KeyError) as err:  # strict loads: keys or shapes differ
+        raise BundleError(f"{bundle.path}: its CLIP or Synchformer file does not match the "
+                          f"architecture the manifest names ({str(err).splitlines()[0][:200]}); "
+                          f"import the official files again and re-assemble") from None
+    encoder = MMAudioEncoder(clip, sync.to(device),
+                             synchformer_version=files[sync_entry["file"]]["sha256"][:16])
+    cfg = bundle.network.config
+    found = (encoder.clip_dim, encoder.sync_dim, encoder.text_dim, encoder.text_len)
+    wanted = (cfg.clip_dim, cfg.sync_dim, cfg.text_dim, cfg.text_seq_len)
+    if found != wanted:
+        raise BundleError(f"{bundle.path}: its encoders give features of sizes (clip, sync, text, "
+                          f"text tokens) {found}, the network expects {wanted}; assemble the "
+                          f"bundle from the encoders of its preset")
+    return encoder
 
 
 def starter_descriptors(encoder_seed: int, *, mel_noise: float = 0.0) -> tuple[dict, dict]:

@@ -78,9 +78,10 @@ def _validate(kind: str, name: str, state: dict[str, torch.Tensor]) -> dict[str,
         _strict_check(lambda: BigVGANGenerator(cfg), fold_weight_norm(state))
         return state
     if kind == "synchformer":
-        from engine.features.synchformer import STATE_PREFIX, SynchformerFeatures
+        from engine.features.synchformer import STATE_PREFIX, SynchformerFeatures, layout_config
         own = {k: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
-        _strict_check(SynchformerFeatures, own)
+        config = layout_config(own)  # the official one for the official file
+        _strict_check(lambda: SynchformerFeatures(config), own)
         return own
     if kind == "clip":
         return state  # validated when an open_clip model of that name loads it

@@ -34,22 +34,37 @@ class ClipFeatures:
     """open_clip model by name + a local weights file (safetensors only)."""
 
     def __init__(self, model_name: str = OFFICIAL_MODEL, weights: Optional[Path | str] = None, *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_size: int = 16):
+                 state: Optional[dict[str, torch.Tensor]] = None, config: Optional[dict] = None,
+                 weights_id: Optional[str] = None, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, batch_size: int = 16):
+        """`weights`: a safetensors file, or `state`: its tensors already read (from a bundle,
+        named by `weights_id` in the version). `config`: open_clip's architecture dictionary
+        (embed_dim, vision_cfg, text_cfg, quick_gelu) when it is not a model open_clip knows by
+        name, as a bundle records it."""
         import open_clip
+        from open_clip.model import CLIP
+        from open_clip.tokenizer import SimpleTokenizer
         from safetensors.torch import load_file
 
         self.model_name = model_name
         self.weights = Path(weights) if weights is not None else None
+        self.weights_id = weights_id
         self.batch_size = batch_size
         if self.weights is not None and self.weights.suffix != ".safetensors":
             raise UserError(f"{self.weights}: CLIP weights must be a .safetensors file "
                             f"(import official files with `mfmjt weights import`)", field="bundle")
-        model = open_clip.create_model(model_name, pretrained=None)
+        if config is not None:
+            model = CLIP(**config)
+            self.tokenizer = SimpleTokenizer(
+                context_length=int(config["text_cfg"].get("context_length", 77)))
+        else:
+            model = open_clip.create_model(model_name, pretrained=None)
+            self.tokenizer = open_clip.get_tokenizer(model_name)
         if self.weights is not None:
-            model.load_state_dict(load_file(str(self.weights)), strict=True)
+            state = load_file(str(self.weights))
+        if state is not None:
+            model.load_state_dict(state, strict=True)
         self.model = model.to(device=device, dtype=dtype).eval()
-        self.tokenizer = open_clip.get_tokenizer(model_name)
         self._token_features: list[torch.Tensor] = []
         self.model.ln_final.register_forward_hook(
             lambda module, args, output: self._token_features.append(output))
@@ -65,7 +80,7 @@ class ClipFeatures:
 
     @property
     def version(self) -> str:
-        return f"{self.model_name}:{_weights_digest(self.weights)}"
+        return f"{self.model_name}:{self.weights_id or _weights_digest(self.weights)}"
 
     @torch.inference_mode()
     def encode_images(self, frames: np.ndarray) -> torch.Tensor:

@@ -8,6 +8,7 @@ with its own CLS token pools each of the 8 time steps over space: 8 tokens x 768
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,26 @@ class SynchformerConfig:
     @property
     def time_tokens(self) -> int:
         return self.frames // self.tubelet
+
+
+def layout_config(state: dict[str, torch.Tensor]) -> SynchformerConfig:
+    """The architecture a `vfeat_extractor.*` state dict has (shapes only; the head count does
+    not show in shapes: 12 as in the official file, else one per 64 channels)."""
+    p = STATE_PREFIX
+    try:
+        dim = int(state[p + "cls_token"].shape[-1])
+        _, _, tubelet, patch, _ = state[p + "patch_embed_3d.proj.weight"].shape
+        grid = math.isqrt(int(state[p + "pos_embed"].shape[1]) - 1)
+        time_tokens = int(state[p + "temp_embed"].shape[1])
+        hidden = int(state[p + "blocks.0.mlp.fc1.weight"].shape[0])
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(f"not a Synchformer visual extractor ({err!r} missing or malformed)") \
+            from None
+    depth = len({k.split(".")[2] for k in state if k.startswith(p + "blocks.")})
+    return SynchformerConfig(embed_dim=dim, depth=depth, num_heads=12 if dim == 768 else
+                             max(1, dim // 64), mlp_ratio=hidden // dim,
+                             img_size=grid * int(patch), patch_size=int(patch),
+                             frames=time_tokens * int(tubelet), tubelet=int(tubelet))
 
 
 class PatchEmbed(nn.Module):

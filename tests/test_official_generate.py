@@ -1,0 +1,154 @@
+"""Official bundles generate (issue 16): import official-layout files (random weights, small
+architectures where the layout allows) -> assemble -> generate a BWF on a real clip through the
+CLI, with MMAudio's own conditioning (CLIP + Synchformer) and defaults (25 Euler steps, CFG 4.5)."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.bundles import BundleError, load_bundle
+from engine.bundles.assemble import assemble
+from engine.bundles.registry import WeightRegistry
+from engine.codec.bigvgan import BIGVGAN_V1_16K, BigVGANGenerator
+from engine.codec.vae import VAE_16K, MelVAE
+from engine.features.synchformer import SynchformerConfig, SynchformerFeatures
+from engine.media.bwf import frame_exact_length, read_bwf
+from engine.media.decode import probe
+from engine.pipeline import FoleyPipeline
+from mfmjt_plugin.cli import main
+from tests.media_factory import make_video
+from tests.test_weight_registry import network_pth
+
+# a CLIP of the official kind (ViT, quick GELU) small enough for a test; 384-px frames make a
+# 6 x 6 patch grid as they make 27 x 27 for the official ViT-H-14; text tokens as the tiny preset
+TINY_CLIP = {"embed_dim": 32, "quick_gelu": True,
+             "vision_cfg": {"image_size": 384, "layers": 1, "width": 32, "head_width": 16,
+                            "patch_size": 64},
+             "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 2,
+                          "layers": 1}}
+TINY_SYNC = SynchformerConfig(embed_dim=16, depth=1, num_heads=1, mlp_ratio=2)
+
+
+def _random_state(module: torch.nn.Module, seed: int, std: float = 0.02) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    return {k: (torch.randn(v.shape, generator=gen) * std if v.is_floating_point() else v)
+            for k, v in module.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A weight registry holding network `tiny`, VAE v1-16, BigVGAN v1 16k, Synchformer and CLIP
+    files in the official layouts, imported as a studio would."""
+    import open_clip.model
+    root = tmp_path_factory.mktemp("official")
+    registry = WeightRegistry(root / "registry")
+    path, _ = network_pth(root)
+    registry.import_file(path, kind="network", name="tiny")
+    vae = _random_state(MelVAE(VAE_16K), 1)
+    torch.save(vae, root / "v1-16.pth")
+    registry.import_file(root / "v1-16.pth", kind="vae", name="v1-16")
+    vocoder = BigVGANGenerator(BIGVGAN_V1_16K)
+    torch.save(_random_state(vocoder, 2, std=0.05), root / "best_netG.pt")
+    registry.import_file(root / "best_netG.pt", kind="vocoder", name="bigvgan_v1_16k")
+    # Synchformer's file holds the audio branch too; only vfeat_extractor.* is kept
+    sync = _random_state(SynchformerFeatures(TINY_SYNC), 3)
+    sync["afeat_extractor.proj.weight"] = torch.zeros(2, 2)
+    torch.save(sync, root / "synchformer_state_dict.pth")
+    registry.import_file(root / "synchformer_state_dict.pth", kind="synchformer",
+                         name="synchformer")
+    torch.manual_seed(4)
+    save_file({k: v.contiguous() for k, v in open_clip.model.CLIP(**TINY_CLIP).state_dict().items()},
+              str(root / "clip.safetensors"))
+    registry.import_file(root / "clip.safetensors", kind="clip", name="dfn5b")
+    bundle = assemble(registry, "tiny", root / "bundle", clip_config=TINY_CLIP)
+    movie = make_video(root / "clip.mp4", frames=60, width=160, height=96)  # 2.4 s at 25 fps
+    return {"registry": registry, "bundle": bundle, "movie": movie, "root": root}
+
+
+def test_assembled_bundle_records_its_encoders_and_mmaudio_defaults(stack):
+    manifest = load_bundle(stack["bundle"]).manifest
+    encoders = manifest["encoders"]
+    assert encoders["kind"] == "mmaudio" and encoders["version"] == 1
+    assert encoders["clip"] == {"kind": "open_clip", "model": "custom", "config": TINY_CLIP,
+                                "file": "clip.safetensors"}
+    assert encoders["sync"]["config"]["embed_dim"] == 16 and encoders["sync"]["config"]["depth"] == 1
+    assert manifest["defaults"] == {"guidance": 4.5, "mode": "standard", "steps": 25}
+    assert set(manifest["files"]) >= {"clip.safetensors", "synchformer.safetensors"}
+
+
+def test_generate_a_bwf_on_a_real_clip_with_mmaudio_defaults(stack, tmp_path, capsys):
+    out = tmp_path / "takes"
+    assert main(["generate", str(stack["movie"]), "--bundle", str(stack["bundle"]),
+                 "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"] == {"guidance": 4.5, "mode": "standard", "steps": 25}
+    take = read_bwf(report["takes"][0])
+    info = probe(stack["movie"])
+    assert take.sample_rate == 48000
+    assert take.samples.shape[1] == frame_exact_length(round(info.duration * 48000), info.frame_rate)
+    assert torch.isfinite(torch.from_numpy(take.samples)).all()
+
+
+def test_the_picture_and_the_prompt_reach_the_network_through_clip_and_synchformer(stack):
+    """MMAudio's feature shapes; another stretch of picture or another prompt gives other
+    features and so, from the same noise, another take."""
+    from fractions import Fraction
+    pipeline = FoleyPipeline(stack["bundle"])
+    assert pipeline.encoder.name == "mmaudio"
+    first = pipeline.video_features(stack["movie"], Fraction(0), Fraction(2))
+    later = pipeline.video_features(stack["movie"], Fraction(2, 5), Fraction(2))
+    assert first.clip.shape == (16, 32)  # 8 fps x 2 s, CLIP embed_dim
+    assert first.sync.shape == (40, 16)  # 50 frames at 25 fps: 5 segments of 16 (stride 8) x 8
+    assert not torch.equal(first.clip, later.clip) and not torch.equal(first.sync, later.sync)
+    prompt, empty = (pipeline.encoder.encode_text([t]) for t in ("glass breaking", ""))
+    assert prompt.shape == (1, 8, 32) and not torch.equal(prompt, empty)
+    settings = {"guidance": 4.5, "mode": "standard", "steps": 2}
+    noise = pipeline.noise(0, 0, pipeline.network.config.lengths(2.0).latent)
+    takes = [pipeline.sample_latents([f], t, None, noise, settings)
+             for f, t in ((first, empty), (later, empty), (first, prompt))]
+    assert not torch.allclose(takes[0], takes[1]) and not torch.allclose(takes[0], takes[2])
+
+
+def test_a_bundle_without_its_encoders_is_refused_with_the_command_that_fixes_it(stack, tmp_path):
+    registry = WeightRegistry(tmp_path / "registry")
+    for entry in stack["registry"].entries():
+        if entry.kind not in ("clip",):
+            registry.import_file(stack["registry"].path_of(entry), kind=entry.kind, name=entry.name)
+    bundle = assemble(registry, "tiny", tmp_path / "no_clip")
+    with pytest.raises(BundleError, match=r"has no CLIP image and text encoder.*`mfmjt weights "
+                                          r"download clip dfn5b`.*`mfmjt weights assemble "
+                                          r"--preset tiny --out NEW_FOLDER`"):
+        FoleyPipeline(bundle)
+    assert main(["generate", str(stack["movie"]), "--bundle", str(bundle), "--out",
+                 str(tmp_path / "takes")]) == 1
+    assert not (tmp_path / "takes").exists()
+
+
+def test_encoders_of_other_sizes_or_another_layout_version_are_refused(stack, tmp_path):
+    import shutil
+    wrong = dict(TINY_CLIP, embed_dim=24)
+    import open_clip.model
+    save_file({k: v.contiguous() for k, v in open_clip.model.CLIP(**wrong).state_dict().items()},
+              str(tmp_path / "clip24.safetensors"))
+    registry = WeightRegistry(tmp_path / "registry")
+    for entry in stack["registry"].entries():
+        source = tmp_path / "clip24.safetensors" if entry.kind == "clip" \
+            else stack["registry"].path_of(entry)
+        registry.import_file(source, kind=entry.kind, name=entry.name)
+    with pytest.raises(ValueError, match=r"clip dfn5b in the weight registry does not fit the "
+                                         r"encoder architecture \(key "):
+        assemble(registry, "tiny", tmp_path / "b1", clip_config=TINY_CLIP)
+    assert not (tmp_path / "b1").exists()
+    bundle = assemble(registry, "tiny", tmp_path / "b2", clip_config=wrong)
+    with pytest.raises(BundleError, match=r"features of sizes \(clip, sync, text, text tokens\) "
+                                          r"\(24, 16, 32, 8\), the network expects \(32, 16, 32, 8\)"):
+        FoleyPipeline(bundle)
+    newer = tmp_path / "newer"
+    shutil.copytree(stack["bundle"], newer)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["encoders"]["version"] = 2
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="MMAudio encoders of layout version 2; this engine "
+                                          "reads version 1"):
+        FoleyPipeline(newer)
