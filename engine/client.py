@@ -47,7 +47,7 @@ class Engine(Protocol):
 class InProcessEngine:
     """The engine in this process: a `JobManager` over a loaded pipeline."""
 
-    def __init__(self, bundle: str = "starter", *, device: str = "cpu",
+    def __init__(self, bundle: str = "starter", *, device: str = "auto",
                  state_dir: Optional[Path] = None, roots: Optional[list[Path]] = None,
                  max_queue: int = 16, timeout: float = 600.0, pipeline=None):
         import tempfile

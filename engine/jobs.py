@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.cancel import CancelCheck, Progress, ProgressCallback, raise_if_cancelled
+from engine.devices import is_out_of_memory, out_of_memory_error, resolve_device
 from engine.errors import RequestError, UserError
 from engine.naming import provenance as make_provenance
 from engine.pipeline import GenerateRequest
@@ -31,6 +32,7 @@ class TakeRequest(GenerateRequest):
     frame, prompt, guidance, steps, seed, takes, best-of) and where to deliver it."""
     out: Optional[Path] = None  # the takes folder (required)
     bundle: str = "starter"
+    device: str = "auto"  # engine/devices.py: auto, cpu, cuda, cuda:N, mps
     preview: bool = True
     # delivery details a timeline's segment sets (defaults: a plain generation)
     stem: Optional[str] = None             # file name stem (default `<movie>_foley`)
@@ -87,7 +89,7 @@ _PIPELINES: dict[tuple[str, str, str], object] = {}
 _PIPELINES_LOCK = threading.Lock()
 
 
-def load_pipeline(bundle: str | Path = "starter", *, device: str = "cpu"):
+def load_pipeline(bundle: str | Path = "starter", *, device: str = "auto"):
     """The bundle's `FoleyPipeline` with the on-disk feature cache, loaded once per process and
     kept (the most recent one only: a bundle's network can be large)."""
     from engine.bundles.resolve import resolve_bundle
@@ -97,7 +99,7 @@ def load_pipeline(bundle: str | Path = "starter", *, device: str = "cpu"):
     # or guidance skips decoding and encoding it again (the cache folder is part of the key: it
     # follows MFMJT_CACHE_DIR)
     cache = FeatureCache()
-    key = (str(resolve_bundle(bundle).resolve()), str(device), str(cache.root))
+    key = (str(resolve_bundle(bundle).resolve()), str(resolve_device(device)), str(cache.root))
     with _PIPELINES_LOCK:
         if key not in _PIPELINES:
             _PIPELINES.clear()
@@ -140,10 +142,12 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
         raise RequestError(f"best-of {request.best_of} is fewer than the {request.takes} takes "
                            f"asked for; generate at least as many candidates as takes",
                            field="best_of")
+    if pipeline is None:
+        resolve_device(request.device)  # a device that is not here: refused before any work
     created = not out.exists()
     check_takes_folder(out)  # before any work: a wrong folder must not cost a generation
     try:
-        pipeline = pipeline or load_pipeline(request.bundle)
+        pipeline = pipeline or load_pipeline(request.bundle, device=request.device)
         load_s = time.perf_counter() - began
         pipeline.settings(request)  # every number checked before the picture is decoded
         result = pipeline.generate(request, progress=progress, cancel=cancel)
@@ -166,11 +170,17 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
                                 head_handle=request.head_handle, cancel=cancel)
         if progress is not None:
             progress(Progress("writing", len(result.takes), len(result.takes)))
-    except BaseException:
+    except BaseException as err:
         # a request that fails or is cancelled leaves nothing: its files went with it, and a
         # folder it created for them goes too while empty
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
+        if is_out_of_memory(err):  # the user can act on it: one line, not a traceback
+            import torch
+            device = pipeline.device if pipeline is not None else resolve_device(request.device)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise out_of_memory_error(device) from None
         raise
     timings = {"load_s": load_s, **result.timings, "write_s": time.perf_counter() - began}
     return TakesReport(

@@ -22,6 +22,7 @@ from engine.analysis.sync import motion_onsets, sync_score
 from engine.bundles import Bundle, load_bundle
 from engine.bundles.components import load_codec, load_encoder
 from engine.cancel import CancelCheck, Progress, ProgressCallback, raise_if_cancelled
+from engine.devices import network_autocast, resolve_device
 from engine.errors import RequestError
 from engine.features.base import VideoFeatures, encode_range
 from engine.media.decode import decode_frames, probe
@@ -84,8 +85,8 @@ def window_starts(duration: float, window: float, overlap: float = CROSSFADE) ->
 class FoleyPipeline:
     def __init__(self, bundle: Bundle | Path | str, *, device: str | torch.device = "cpu",
                  feature_cache=None, frame_decoder: Callable = decode_frames):
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=self.device)
         self.network = self.bundle.network.to(self.device).eval()
         self.codec = load_codec(self.bundle).to(self.device)
         self.encoder = load_encoder(self.bundle, device=str(self.device))
@@ -151,7 +152,10 @@ class FoleyPipeline:
                                    mode=settings["mode"])
         grid = time_grid(settings["steps"])
         sampler = meanflow_sample if self.bundle.mode == "meanflow" else euler_sample
-        return sampler(velocity, noise.to(dev), grid, progress=progress, cancel=cancel)
+        autocast = network_autocast(dev)
+        with torch.autocast(dev.type, dtype=autocast, enabled=autocast is not None):
+            latents = sampler(velocity, noise.to(dev), grid, progress=progress, cancel=cancel)
+        return latents.float()
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, cancel: Optional[CancelCheck] = None,

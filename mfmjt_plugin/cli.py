@@ -14,7 +14,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mfmjt_plugin.cli_types import SEED, OneLineParser, whole_number
+    from mfmjt_plugin.cli_types import SEED, OneLineParser, add_device_option, whole_number
     parser = OneLineParser(prog="mfmjt", description="MF-MJT Foley: one-step "
                            "synchronised Foley generation for picture editors.")
     parser.add_argument("--version", action="version", version=f"mfmjt-foley {_version()}")
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the end-to-end demo on the embedded starter model")
     demo.add_argument("--out", default="demo-output", help="folder for the take and preview")
     demo.add_argument("--seed", type=SEED, default=0)
+    add_device_option(demo)
     demo.add_argument("--toy", action="store_true",
                       help="instead: the 2-D MeanFlow vs flow-matching illustration")
     demo.add_argument("--steps", type=whole_number(minimum=1, maximum=10 ** 6), default=None,
@@ -70,7 +71,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mfmjt_plugin import demo
         if args.toy:
             return demo.run_toy(steps=args.steps, seed=args.seed)
-        return demo.run(out=args.out, seed=args.seed)
+        return demo.run(out=args.out, seed=args.seed, device=args.device)
     if args.command == "doctor":
         from mfmjt_plugin import doctor
         return doctor.run(as_json=args.json)

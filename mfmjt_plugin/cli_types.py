@@ -100,3 +100,12 @@ def os_error_line(err: OSError, where: object) -> str:
     if err.errno is None:
         return f"error: {err}"
     return f"error: {err.filename or where}: {err.strerror or err}; nothing was kept"
+
+
+DEVICE_HELP = ("where the models run: auto (a CUDA GPU when torch sees one, else Apple MPS, "
+               "else the CPU), cpu, cuda, cuda:N or mps")
+
+
+def add_device_option(parser) -> None:
+    """`--device` for every command that runs a model (engine/devices.py checks it)."""
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -16,7 +16,7 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "engine" / "assets" / "demo"
 DEMO_CLIP = DEMO_DIR / "demo.mp4"
 
 
-def run(out: Path | str = "demo-output", seed: int = 0) -> int:
+def run(out: Path | str = "demo-output", seed: int = 0, device: str = "auto") -> int:
     began = time.perf_counter()
     from mfmjt_plugin.generate_cli import generate, take_request
     events = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
@@ -26,9 +26,11 @@ def run(out: Path | str = "demo-output", seed: int = 0) -> int:
     from engine.errors import UserError
     from mfmjt_plugin.cli_types import os_error_line, user_error_line
     try:
-        report = generate(take_request(DEMO_CLIP, out=Path(out), seed=seed, bundle="starter"))
+        report = generate(take_request(DEMO_CLIP, out=Path(out), seed=seed, bundle="starter",
+                                       device=device))
     except UserError as err:
-        print(user_error_line(err, {"out": "--out", "seed": "--seed"}), file=sys.stderr)
+        print(user_error_line(err, {"out": "--out", "seed": "--seed", "device": "--device"}),
+              file=sys.stderr)
         return 1
     except OSError as err:  # the machine's: a full disk, a read-only volume
         print(os_error_line(err, out), file=sys.stderr)

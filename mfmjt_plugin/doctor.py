@@ -117,12 +117,16 @@ def _torch_rows() -> list[Check]:
     available = bool(cuda) and torch.cuda.is_available()
     name = torch.cuda.get_device_name(0) if available else None
     rows += gpu_checks(nvidia_smi_gpus(), cuda, available, name, _system())
-    if available:
-        rows.append(Check("device", f"cuda: {name} (bf16 {'yes' if torch.cuda.is_bf16_supported() else 'no'})"))
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        rows.append(Check("device", "mps (Apple GPU)"))
+    # what `--device auto` (every command's default) picks: the same function decides
+    from engine.devices import network_autocast, resolve_device
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        precision = "bf16 network" if network_autocast(device) else "fp32 (no bf16 on this GPU)"
+        rows.append(Check("device (auto)", f"{device}: {name} ({precision})"))
+    elif device.type == "mps":
+        rows.append(Check("device (auto)", "mps (Apple GPU, fp32)"))
     else:
-        rows.append(Check("device", "cpu"))
+        rows.append(Check("device (auto)", "cpu (fp32)"))
     return rows
 
 

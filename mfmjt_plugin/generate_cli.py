@@ -11,7 +11,7 @@ from typing import Optional
 
 def add_parser(sub) -> None:
     gen = sub.add_parser("generate", help="generate Foley takes for a movie (range)")
-    from mfmjt_plugin.cli_types import GUIDANCE, SEED, STEPS, TAKES, time_point
+    from mfmjt_plugin.cli_types import GUIDANCE, SEED, STEPS, TAKES, add_device_option, time_point
     gen.add_argument("video")
     gen.add_argument("--start", type=time_point, default=None,
                      help="range start: seconds, or the source timecode HH:MM:SS:FF")
@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     gen.add_argument("--best-of", type=TAKES, default=None, metavar="N",
                      help="generate N candidates in one batch and keep the --takes best "
                           "synchronised with the picture (N >= --takes)")
+    add_device_option(gen)
     gen.add_argument("--bundle", default="starter",
                      help="bundle path or registered name; `starter` is the shipped model")
     gen.add_argument("--out", required=True, help="folder for the takes and the preview")
@@ -41,7 +42,7 @@ def add_parser(sub) -> None:
 # the seam's field names -> this command's options (engine/errors.py: front ends add their words)
 FLAGS = {"engine": "--engine", "out": "--out", "bundle": "--bundle", "guidance": "--guidance", "mode": "--mode",
          "steps": "--steps", "takes": "--takes", "best_of": "--best-of", "seed": "--seed",
-         "timecode": "--start/--end"}
+         "timecode": "--start/--end", "device": "--device"}
 
 
 def take_request(video: Path, *, out: Path, start=None, end=None, **settings):
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.video), out=Path(args.out), start=args.start, end=args.end,
             prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
             mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
-            best_of=args.best_of, bundle=args.bundle, preview=not args.no_preview)
+            best_of=args.best_of, bundle=args.bundle, device=args.device,
+            preview=not args.no_preview)
         report = generate(request, quiet=args.json, engine=args.engine)
     except UserError as err:
         print(user_error_line(err, FLAGS), file=sys.stderr)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    from mfmjt_plugin.cli_types import whole_number
+    from mfmjt_plugin.cli_types import add_device_option, whole_number
     serve = sub.add_parser("serve", help="run the local engine service (loopback HTTP with a "
                                          "token) for the panel and the host add-ons")
     serve.add_argument("--port", type=whole_number(minimum=0, maximum=65535), default=0,
                        help="TCP port (default: a free one, announced on stdout)")
     serve.add_argument("--bundle", default="starter", help="bundle path or registered name")
-    serve.add_argument("--device", default="cpu", help="torch device for the model (cpu)")
+    add_device_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     serve.add_argument("--allow-remote", action="store_true",
                        help="allow --host to be a non-loopback address (prints a warning)")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                      allow_remote=args.allow_remote, roots=args.allow_root,
                      max_queue=args.max_queue, timeout=args.job_timeout)
     except UserError as err:
-        print(user_error_line(err, {"bundle": "--bundle"}), file=sys.stderr)
+        print(user_error_line(err, {"bundle": "--bundle", "device": "--device"}), file=sys.stderr)
         return 1
     except OSError as err:  # the port taken, the runtime folder unwritable
         print(f"error: cannot start the engine: {err.strerror or err}; try another --port",

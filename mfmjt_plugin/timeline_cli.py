@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    from mfmjt_plugin.cli_types import GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, TAKES
+    from mfmjt_plugin.cli_types import (GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, TAKES,
+                                        add_device_option)
     tl = sub.add_parser("timeline", help="read a timeline, add Foley tracks as a new version")
     tsub = tl.add_subparsers(dest="timeline_command", metavar="ACTION", required=True)
     inspect = tsub.add_parser("inspect", help="tracks, clips, rates, markers, missing media")
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
     foley.add_argument("--steps", type=STEPS, default=None)
     foley.add_argument("--seed", type=SEED, default=0)
     foley.add_argument("--bundle", default="starter")
+    add_device_option(foley)
     foley.add_argument("--format", choices=["otio", "xml", "fcpxml", "aaf", "mlt"], default=None,
                        help="format of the new timeline (default: the source's)")
     foley.add_argument("--search", type=Path, default=None,
@@ -86,7 +88,7 @@ def inspect(args) -> dict:
 # the seam's field names -> this command's options
 FLAGS = {"engine": "--engine", "media_out": "--media-out", "timeline_out": "--timeline-out", "bundle": "--bundle",
          "guidance": "--guidance", "mode": "--mode", "steps": "--steps", "takes": "--takes",
-         "best_of": "--best-of", "seed": "--seed"}
+         "best_of": "--best-of", "seed": "--seed", "device": "--device"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         settings = FoleySettings(prompt=args.prompt, negative_prompt=args.negative_prompt,
                                  takes=args.takes, best_of=args.best_of,
                                  guidance=args.guidance, mode=args.mode,
-                                 steps=args.steps, seed=args.seed, bundle=args.bundle)
+                                 steps=args.steps, seed=args.seed, bundle=args.bundle,
+                                 device=args.device)
         from mfmjt_plugin.progress import lazy_bar
         with lazy_bar("segments", "segment", disable=args.json) as progress:
             report = make_foley(args.file, selection, settings, rate=args.rate,

@@ -6,7 +6,8 @@ import sys
 
 
 def add_parser(sub) -> None:
-    from mfmjt_plugin.cli_types import GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, whole_number
+    from mfmjt_plugin.cli_types import (GUIDANCE, POSITIVE_SECONDS, SEED, STEPS, add_device_option,
+                                        whole_number)
     train = sub.add_parser("train", help="fine-tune on your sound library")
     tsub = train.add_subparsers(dest="train_command", metavar="ACTION", required=True)
     scan = tsub.add_parser("scan", help="report what a library folder holds (read-only)")
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
     cache.add_argument("--out", required=True)
     cache.add_argument("--window", type=POSITIVE_SECONDS, default=8.0)
     cache.add_argument("--files-per-shard", type=whole_number(minimum=1, maximum=10000), default=4)
+    add_device_option(cache)
     fit = tsub.add_parser("fit", help="train from a bundle on a cache")
     fit.add_argument("--recipe", required=True)
     fit.add_argument("--data", "--cache", dest="data", required=True,
@@ -35,6 +37,7 @@ def add_parser(sub) -> None:
     fit.add_argument("--max-steps", type=whole_number(minimum=1, maximum=10 ** 9))
     fit.add_argument("--lora", type=whole_number(minimum=0, maximum=1024), default=0, help="LoRA rank (0: full fine-tune)")
     fit.add_argument("--freeze", nargs="*", default=[], help="parameter name prefixes to freeze")
+    add_device_option(fit)
     codec = tsub.add_parser("codec", help="train the starter codec (VAE and vocoder) on a sound "
                                           "library (resumable)")
     codec.add_argument("library")
@@ -61,6 +64,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--out", default="evaluations",
                     help="folder for the JSON report (a new versioned file each run)")
     ev.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    add_device_option(ev)
 
 
 def run(args: argparse.Namespace) -> int:

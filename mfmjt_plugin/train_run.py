@@ -11,11 +11,12 @@ from engine.errors import UserError
 
 def cache(args: argparse.Namespace) -> int:
     return cache_library(Path(args.library), str(args.bundle), Path(args.out),
-                         window=args.window, files_per_shard=args.files_per_shard)
+                         window=args.window, files_per_shard=args.files_per_shard,
+                         device=args.device)
 
 
 def cache_library(library: Path, bundle_name: str, out: Path, *, window: float,
-                  files_per_shard: int) -> int:
+                  files_per_shard: int, device: str = "auto") -> int:
     """Scan a sound library and cache its latents and features with the bundle's codec and
     encoders (resumable); 1 when the library has nothing usable."""
     from tqdm import tqdm
@@ -25,14 +26,17 @@ def cache_library(library: Path, bundle_name: str, out: Path, *, window: float,
     from engine.bundles.resolve import resolve_bundle
     from trainer.cache import build_cache
     from trainer.data import scan_library
+    from engine.devices import resolve_device
+    device = resolve_device(device)
     bundle = load_bundle(resolve_bundle(bundle_name))
     report = scan_library(library, window_seconds=window)
     print(report.to_text())
     if not report.usable:
         return 1
-    codec = load_codec(bundle)
+    codec = load_codec(bundle).to(device)
     with tqdm(desc="caching", unit="shard") as bar:
-        summary = build_cache(report, out, codec=codec, encoder=load_encoder(bundle),
+        summary = build_cache(report, out, codec=codec,
+                              encoder=load_encoder(bundle, device=str(device)),
                               sample_rate=codec.sampling_rate, files_per_shard=files_per_shard,
                               progress=lambda done, total: (setattr(bar, "total", total),
                                                             bar.update(done - bar.n)))
@@ -84,7 +88,9 @@ def fit(args: argparse.Namespace) -> int:
     from engine.model.config import preset_config
     from trainer.export import new_network
 
+    from engine.devices import resolve_device
     recipe = load_recipe(args.recipe)
+    device = resolve_device(args.device)  # before any work
     out = Path(args.out)
     check_run_folder(out, resume=args.resume)
     # --init: fine-tune that bundle; --preset alone: a new network of that preset whose codec
@@ -97,12 +103,13 @@ def fit(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not any(data.glob("shard-*.safetensors")):  # a library: cache it first (resumable)
         window = args.window or config.training_duration
-        status = cache_library(data, str(init), out / "cache", window=window, files_per_shard=4)
+        status = cache_library(data, str(init), out / "cache", window=window, files_per_shard=4,
+                               device=args.device)
         if status:
             return status
         data = out / "cache"
-    network = init_bundle.network if args.init is not None else \
-        new_network(args.preset, data)
+    network = (init_bundle.network if args.init is not None else
+               new_network(args.preset, data)).to(device)
     if args.freeze:
         freeze(network, args.freeze)
     if args.lora:
@@ -216,7 +223,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.scenes < 2:
         raise UserError(f"--scenes must be at least 2 (a Fréchet distance needs two), got "
                         f"{args.scenes}")
-    pipeline = FoleyPipeline(resolve_bundle(args.bundle))
+    pipeline = FoleyPipeline(resolve_bundle(args.bundle), device=args.device)
     settings = pipeline.settings(GenerateRequest(media=Path("."), guidance=args.guidance,
                                                  mode=args.mode, steps=args.steps))
     with tqdm(total=args.scenes, desc="scenes", unit="scene", leave=False,

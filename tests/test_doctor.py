@@ -34,6 +34,8 @@ def test_json_report_on_this_machine(tmp_path):
     assert checks["disk (data)"]["value"].endswith(f"free at {tmp_path / 'data'}")
     assert checks["melt"]["value"].startswith("melt 7.")
     assert checks["starter bundle"]["value"].startswith("present: ")
+    from engine.devices import resolve_device
+    assert checks["device (auto)"]["value"].startswith(str(resolve_device("auto")))
     assert {c["status"] for c in report["checks"]} <= {"ok", "warning"}
     assert all(set(c) == {"name", "value", "status", "fix"} for c in report["checks"])
 

@@ -97,9 +97,7 @@ def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
     captions, sources = [], []
     for item in items:
         for window in iter_windows(item, window_seconds=window_seconds, sample_rate=sample_rate):
-            wave = torch.from_numpy(window.audio)[None]
-            with torch.no_grad():
-                posterior = codec.encode(wave)
+            posterior = _posterior(codec, window.audio)
             rows["latent_mean"].append(posterior.mean[0])
             rows["latent_std"].append(posterior.std[0])
             if item.kind == "video":
@@ -123,6 +121,13 @@ def _encode_shard(items: list[LibraryItem], *, codec, encoder: FeatureEncoder,
     tensors = {k: torch.stack(v).contiguous() for k, v in rows.items()}
     tensors["text"] = encoder.encode_text(captions).contiguous()
     return {"tensors": tensors, "captions": captions, "sources": sources}
+
+
+@torch.no_grad()
+def _posterior(codec, audio: np.ndarray):
+    """The codec's posterior of one window, computed on the codec's device, kept on the CPU."""
+    posterior = codec.encode(torch.from_numpy(audio)[None].to(codec.device))
+    return type(posterior)(mean=posterior.mean.cpu(), logvar=posterior.logvar.cpu())
 
 
 def build_cache(report: ScanReport, out_dir: Path | str, *, codec, encoder: FeatureEncoder,
@@ -199,8 +204,7 @@ def refresh_latents(report: ScanReport, out_dir: Path | str, *, codec, encoder: 
                     captions != json.loads(meta.get("captions", "[]")):
                 raise CacheError(f"{path}: its windows or captions are not the library's now; "
                                  f"rebuild the cache with `mfmjt train cache`")
-            with torch.no_grad():
-                posteriors = [codec.encode(torch.from_numpy(w.audio)[None]) for w in windows]
+            posteriors = [_posterior(codec, w.audio) for w in windows]
             tensors["latent_mean"] = torch.cat([p.mean for p in posteriors]).contiguous()
             tensors["latent_std"] = torch.cat([p.std for p in posteriors]).contiguous()
             with atomic_target(path, overwrite=True) as tmp:

@@ -61,6 +61,10 @@ class OfficialCodec:
     def decode(self, latent):
         return self.vocoder(self.vae.decode(latent)).squeeze(1)
 
+    @property
+    def device(self):
+        return next(self.vae.parameters()).device
+
     def to(self, device) -> "OfficialCodec":
         self.mel, self.vae, self.vocoder = (m.to(device) for m in (self.mel, self.vae, self.vocoder))
         return self

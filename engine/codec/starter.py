@@ -77,6 +77,10 @@ class StarterCodec(nn.Module):
         return MEL_16K.sampling_rate
 
     @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
     def latent_channels(self) -> int:
         return self.vae.cfg.embed_dim
 

@@ -22,7 +22,7 @@ def default_roots() -> list[Path]:
     return [Path.home(), Path(tempfile.gettempdir())]
 
 
-def serve(*, port: int = 0, bundle: str = "starter", device: str = "cpu", host: str = "127.0.0.1",
+def serve(*, port: int = 0, bundle: str = "starter", device: str = "auto", host: str = "127.0.0.1",
           allow_remote: bool = False, roots: Optional[list[Path]] = None,
           runtime: Optional[Path] = None, max_queue: int = 16, timeout: float = 600.0) -> int:
     import uvicorn

@@ -31,6 +31,7 @@ class FoleySettings:
     steps: Optional[int] = None
     seed: int = 0
     bundle: str = "starter"
+    device: str = "auto"
 
 
 def merge_contiguous(segments: list[Segment]) -> list[Segment]:
@@ -210,7 +211,7 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
     # video features cached on disk: regenerating with other seeds or guidance, or re-running a
     # cancelled job, does not look at the picture again
     if engine is None:
-        pipeline = load_pipeline(settings.bundle)
+        pipeline = load_pipeline(settings.bundle, device=settings.device)
 
         def takes_of(request: TakeRequest) -> TakesReport:
             return generate_takes(request, pipeline=pipeline, cancel=cancel)
@@ -239,7 +240,8 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
             negative_prompt=settings.negative_prompt, guidance=settings.guidance,
             mode=settings.mode, steps=settings.steps,
             seed=(settings.seed + 1000 * index) % 2 ** 64, takes=settings.takes,
-            best_of=settings.best_of, bundle=settings.bundle, preview=False, paths=tuple(paths),
+            best_of=settings.best_of, bundle=settings.bundle, device=settings.device,
+            preview=False, paths=tuple(paths),
             record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
             frame_rate=frame_rate, head_handle=head,
             extra_provenance={"version": version, "source_clip": segment.clip_name})
