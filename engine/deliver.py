@@ -52,9 +52,10 @@ def write_takes(result, request, out_dir: Path | str, *, stem: Optional[str] = N
     removes what it had written; so does a `cancel` (polled before each file)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    media = Path(request.media)
-    stem = stem or generation_stem(media)
-    rate = frame_rate or probe(media).frame_rate or Fraction(25)
+    media = None if request.media is None else Path(request.media)
+    stem = stem or generation_stem(media, request.prompt)
+    rate = frame_rate or (probe(media).frame_rate if media is not None else None) or Fraction(25)
+    preview = preview and getattr(result, "picture", True)  # a preview needs a moving picture
     record_start = Fraction(result.start) if record_start is None else Fraction(record_start)
     audio = [resample_to_output(take.audio[None], take.sample_rate)[:, : round(result.duration * OUTPUT_RATE)]
              for take in result.takes]

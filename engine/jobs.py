@@ -137,7 +137,8 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
     began = time.perf_counter()
     if request.out is None:
         raise UserError("no folder for the takes; choose one", field="out")
-    media, out = Path(request.media), Path(request.out)
+    media = None if request.media is None else Path(request.media)
+    out = Path(request.out)
     if request.best_of is not None and request.best_of < request.takes:
         raise RequestError(f"best-of {request.best_of} is fewer than the {request.takes} takes "
                            f"asked for; generate at least as many candidates as takes",
@@ -160,7 +161,7 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
             **request.extra_provenance)
         # the takes carry the source's time of day: its timecode track plus the range start
         record_start = request.record_start if request.record_start is not None else \
-            media_record_start(media) + result.start
+            (media_record_start(media) if media is not None else Fraction(0)) + result.start
         if progress is not None:
             progress(Progress("writing", 0, len(result.takes)))
         delivered = write_takes(result, request, out, stem=request.stem, preview=request.preview,
@@ -193,7 +194,8 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
 def service_body(request: TakeRequest) -> dict:
     """The request as a service job body (engine/service/schema.py): times as seconds, exact
     values of a timeline's delivery as "n/d" fractions."""
-    body = {"media": str(Path(request.media).resolve()), "out": str(Path(request.out).resolve()),
+    body = {"media": None if request.media is None else str(Path(request.media).resolve()),
+            "out": str(Path(request.out).resolve()),
             "start": float(request.start),
             "end": None if request.end is None else float(request.end),
             "prompt": request.prompt, "negative_prompt": request.negative_prompt,

@@ -48,8 +48,9 @@ def slug(text: str, limit: int = 24) -> str:
 
 
 # ---------------------------------------------------------------- a generation's takes
-def generation_stem(media: Path | str) -> str:
-    return f"{Path(media).stem}_foley"
+def generation_stem(media: Optional[Path | str], prompt: str = "") -> str:
+    """`<movie>_foley`; a text-to-audio request without media is named by its prompt."""
+    return f"{Path(media).stem}_foley" if media is not None else f"{slug(prompt)}_foley"
 
 
 def take_path(folder: Path | str, stem: str, take: int, version: int) -> Path:

@@ -39,9 +39,18 @@ MAX_STEPS = 1000  # a flow-matching bundle samples in tens of steps; more is a t
 MAX_TAKES = 64
 
 
+def has_picture(media: Optional[Path | str]) -> bool:
+    """A moving picture to condition on: no media, audio-only media and a still image (a single
+    frame, no duration) have none, and their requests are text-to-audio, as in MMAudio."""
+    if media is None:
+        return False
+    info = probe(Path(media))
+    return info.has_video and info.duration > 0
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
-    media: Path
+    media: Optional[Path]  # None: text-to-audio of `end - start` seconds
     start: Fraction = Fraction(0)
     end: Optional[Fraction] = None  # None: to the end of the media
     prompt: str = ""
@@ -70,6 +79,7 @@ class GenerateResult:
     duration: Fraction
     settings: dict
     timings: dict = field(default_factory=dict)
+    picture: bool = True  # False: text-to-audio (no media, audio-only media, a still image)
 
 
 def window_starts(duration: float, window: float, overlap: float = CROSSFADE) -> list[float]:
@@ -142,6 +152,11 @@ class FoleyPipeline:
         """One window for a batch: features[i] with noise[i] (B, N, C) -> latents (B, N, C).
         text: (1 or B, L, D) text features, one for all items or one per item."""
         net, dev = self.network, self.device
+        if any(f is None for f in features):  # text-to-audio: the learned empty picture
+            lengths = net.config.lengths(noise.shape[1] / net.config.latent_rate)
+            empty = VideoFeatures(clip=net.empty_clip(1, lengths.clip)[0].detach().cpu(),
+                                  sync=net.empty_sync(1, lengths.sync)[0].detach().cpu())
+            features = [empty if f is None else f for f in features]
         clip = torch.stack([f.clip for f in features]).to(dev)
         sync = torch.stack([f.sync for f in features]).to(dev)
         text = text.to(dev).expand(len(features), -1, -1) if text.shape[0] == 1 else text.to(dev)
@@ -185,27 +200,36 @@ class FoleyPipeline:
     # ------------------------------------------------------------------ whole requests
     def check_range(self, request: GenerateRequest) -> tuple[Fraction, Fraction]:
         """(start, duration) of the request's range, checked whole against the media (a window's
-        end inside it would name another time) before any work."""
-        media = Path(request.media)
-        info = probe(media)
-        if not info.has_video:
-            raise MediaError(media, "has no video stream; choose a movie with picture")
+        end inside it would name another time) before any work. Without a picture the range is
+        the media's sound (audio-only media) or `start` to `end` (no media, a still image; the
+        network's window when `end` is not given)."""
+        media = None if request.media is None else Path(request.media)
+        info = probe(media) if media is not None else None
         start = Fraction(request.start)
-        end = info.duration if request.end is None else Fraction(request.end)
+        timed = info is not None and info.duration > 0  # a movie, or audio-only media
+
+        def refuse(text: str) -> Exception:
+            return MediaError(media, text) if media is not None else \
+                RequestError(f"text-to-audio {text}", field="range")
+        if timed:
+            end = info.duration if request.end is None else Fraction(request.end)
+        else:
+            end = start + Fraction(self.network.config.training_duration).limit_denominator(1000) \
+                if request.end is None else Fraction(request.end)
         if start < 0:
-            raise MediaError(media, f"range starts at {float(start):.3f} s, before the media; "
-                                    f"start at 0 or later")
+            raise refuse(f"range starts at {float(start):.3f} s, before the media; start at 0 "
+                         f"or later")
         if end <= start:
-            raise MediaError(media, f"range ends at {float(end):.3f} s, not after its start "
-                                    f"({float(start):.3f} s); give an end after the start")
-        if info.duration and end > info.duration + Fraction(1, 1000):
-            raise MediaError(media, f"range ends at {float(end):.3f} s, past the end of the media "
-                                    f"({float(info.duration):.3f} s); shorten the range")
+            raise refuse(f"range ends at {float(end):.3f} s, not after its start "
+                         f"({float(start):.3f} s); give an end after the start")
+        if timed and end > info.duration + Fraction(1, 1000):
+            raise refuse(f"range ends at {float(end):.3f} s, past the end of the media "
+                         f"({float(info.duration):.3f} s); shorten the range")
         duration = end - start
         minimum = self.network.config.min_duration
         if duration < Fraction(minimum).limit_denominator(1000):
-            raise MediaError(media, f"range {float(duration):.3f} s is shorter than the model's "
-                                    f"minimum {minimum:.2f} s; select a longer range")
+            raise refuse(f"range {float(duration):.3f} s is shorter than the model's minimum "
+                         f"{minimum:.2f} s; select a longer range")
         return start, duration
 
     def generate(self, request: GenerateRequest, *,
@@ -215,8 +239,9 @@ class FoleyPipeline:
         window, sampling per step, decoding per window); `cancel` is polled between decoded
         frames, sampler steps and windows, so a cancel lands within one of those units."""
         settings = self.settings(request)
-        media = Path(request.media)
+        media = None if request.media is None else Path(request.media)
         start, duration = self.check_range(request)
+        moving = has_picture(media)
         cfg = self.network.config
         timings = {}
         began = time.perf_counter()
@@ -226,10 +251,10 @@ class FoleyPipeline:
         windows = [(index, start + Fraction(offset).limit_denominator(100000), length)
                    for index, offset in enumerate(starts)]
         report = progress or (lambda event: None)
-        features = []
+        features: list[Optional[VideoFeatures]] = []
         for done, (_, s, d) in enumerate(windows):
             report(Progress("features", done, len(windows)))
-            features.append(self.video_features(media, s, d, cancel=cancel))
+            features.append(self.video_features(media, s, d, cancel=cancel) if moving else None)
         report(Progress("features", len(windows), len(windows)))
         timings["features_s"] = time.perf_counter() - began
         began = time.perf_counter()
@@ -277,14 +302,14 @@ class FoleyPipeline:
                 take.index = index
         settings = {**settings, "best_of": request.best_of} if request.best_of else settings
         return GenerateResult(takes=takes, start=start, duration=duration, settings=settings,
-                              timings=timings)
+                              timings=timings, picture=moving)
 
 
 def picture_onsets(features: list[VideoFeatures], starts: list[float],
                    fps: float) -> Optional[np.ndarray]:
     """Motion onsets of the whole range (seconds from its start) from each window's envelope;
     each window gives the onsets before the next one starts. None without envelopes."""
-    if any(f.motion is None for f in features):
+    if any(f is None or f.motion is None for f in features):
         return None
     found: list[float] = []
     for w, (feats, offset) in enumerate(zip(features, starts)):

@@ -12,7 +12,9 @@ from typing import Optional
 def add_parser(sub) -> None:
     gen = sub.add_parser("generate", help="generate Foley takes for a movie (range)")
     from mfmjt_plugin.cli_types import GUIDANCE, SEED, STEPS, TAKES, add_device_option, time_point
-    gen.add_argument("video")
+    gen.add_argument("video", nargs="?", default=None,
+                     help="the movie; without one (or with audio-only media or a still image) "
+                          "the prompt alone sets the sound (text-to-audio, --end seconds long)")
     gen.add_argument("--start", type=time_point, default=None,
                      help="range start: seconds, or the source timecode HH:MM:SS:FF")
     gen.add_argument("--end", type=time_point, default=None,
@@ -45,13 +47,15 @@ FLAGS = {"engine": "--engine", "out": "--out", "bundle": "--bundle", "guidance":
          "timecode": "--start/--end", "device": "--device"}
 
 
-def take_request(video: Path, *, out: Path, start=None, end=None, **settings):
+def take_request(video: Optional[Path], *, out: Path, start=None, end=None, **settings):
     """The seam's request for `video`, --start / --end resolved to seconds from its first frame
-    (a timecode counts in the movie's own timecode)."""
+    (a timecode counts in the movie's own timecode). Without a video: text-to-audio from
+    --start to --end seconds."""
     from engine.jobs import TakeRequest
-    from engine.media.decode import probe
+    from engine.media.decode import MediaInfo, probe
     from mfmjt_plugin.cli_types import TimePoint
-    info = probe(video)
+    info = probe(video) if video is not None else \
+        MediaInfo(path=Path("."), has_video=False, has_audio=False, duration=Fraction(0))
 
     def seconds(point) -> Optional[Fraction]:
         if point is None:
@@ -66,7 +70,8 @@ def take_request(video: Path, *, out: Path, start=None, end=None, **settings):
                                 field="timecode")
             return seconds
         return Fraction(point).limit_denominator(100000)
-    return TakeRequest(media=Path(video), out=Path(out), start=seconds(start) or Fraction(0),
+    return TakeRequest(media=None if video is None else Path(video), out=Path(out),
+                       start=seconds(start) or Fraction(0),
                        end=seconds(end), **settings)
 
 
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from mfmjt_plugin.cli_types import user_error_line
     try:
         request = take_request(
-            Path(args.video), out=Path(args.out), start=args.start, end=args.end,
+            None if args.video is None else Path(args.video), out=Path(args.out), start=args.start, end=args.end,
             prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
             mode=args.mode, steps=args.steps, seed=args.seed, takes=args.takes,
             best_of=args.best_of, bundle=args.bundle, device=args.device,

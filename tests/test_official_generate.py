@@ -152,3 +152,39 @@ def test_encoders_of_other_sizes_or_another_layout_version_are_refused(stack, tm
     with pytest.raises(BundleError, match="MMAudio encoders of layout version 2; this engine "
                                           "reads version 1"):
         FoleyPipeline(newer)
+
+
+def test_text_to_audio_without_a_moving_picture(stack, tmp_path, capsys):
+    """No media, audio-only media, a still image: MMAudio's text-to-audio (the learned empty
+    picture), takes as long as asked (or as the sound), no preview movie."""
+    import cv2
+    import numpy as np
+    from tests.media_factory import make_audio_only
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), np.full((96, 160, 3), 120, np.uint8))
+    sound = make_audio_only(tmp_path / "temp.m4a", seconds=2.4)
+    cases = [([], "2", "rain-on-a-tin-roof_foley", 2.0),
+             ([str(still)], "2", "still_foley", 2.0),
+             ([str(sound)], None, "temp_foley", float(probe(sound).duration))]
+    for media, end, stem, seconds in cases:
+        out = tmp_path / f"takes_{stem}"
+        argv = ["generate", *media, "--prompt", "rain on a tin roof", "--bundle",
+                str(stack["bundle"]), "--steps", "2", "--out", str(out), "--json"]
+        assert main(argv + (["--end", end] if end else [])) == 0, media
+        report = json.loads(capsys.readouterr().out)
+        assert report["preview"] is None and report["take_details"][0]["sync_score"] is None
+        take = read_bwf(report["takes"][0])
+        assert take.samples.shape[1] == frame_exact_length(round(seconds * 48000), 25)
+        assert [p.name for p in out.iterdir()] == [f"{stem}_take1_v001.wav"]
+    # the prompt reaches the network: another prompt, another take from the same seed
+    assert main(["generate", "--prompt", "footsteps", "--bundle", str(stack["bundle"]),
+                 "--steps", "2", "--end", "2", "--out", str(tmp_path / "other"), "--json"]) == 0
+    other = read_bwf(json.loads(capsys.readouterr().out)["takes"][0]).samples
+    first = read_bwf(next((tmp_path / "takes_rain-on-a-tin-roof_foley").iterdir())).samples
+    assert not np.allclose(first, other)
+    # a text-to-audio range shorter than one sync segment is refused by name
+    assert main(["generate", "--bundle", str(stack["bundle"]), "--end", "0.5", "--out",
+                 str(tmp_path / "short")]) == 1
+    assert "text-to-audio range 0.500 s is shorter than the model's minimum 0.64 s" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "short").exists()
