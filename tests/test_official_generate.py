@@ -117,8 +117,9 @@ def test_a_bundle_without_its_encoders_is_refused_with_the_command_that_fixes_it
             registry.import_file(stack["registry"].path_of(entry), kind=entry.kind, name=entry.name)
     bundle = assemble(registry, "tiny", tmp_path / "no_clip")
     with pytest.raises(BundleError, match=r"has no CLIP image and text encoder.*`mfmjt weights "
-                                          r"download clip dfn5b`.*`mfmjt weights assemble "
-                                          r"--preset tiny --out NEW_FOLDER`"):
+                                          r"import open_clip_pytorch_model.bin --kind clip --name "
+                                          r"dfn5b`.*`mfmjt weights assemble --preset tiny --out "
+                                          r"NEW_FOLDER`"):
         FoleyPipeline(bundle)
     assert main(["generate", str(stack["movie"]), "--bundle", str(bundle), "--out",
                  str(tmp_path / "takes")]) == 1

@@ -100,11 +100,10 @@ def load_encoder(bundle: Bundle, *, device: str = "cpu"):
                       f"update MF-MJT Foley or use another bundle")
 
 
-def _missing_encoder(bundle: Bundle, what: str, kind: str, name: str, file: str) -> BundleError:
+def _missing_encoder(bundle: Bundle, what: str, fetch: str) -> BundleError:
     preset = bundle.manifest["network"].get("preset") or "PRESET"
     return BundleError(f"{bundle.path}: the bundle has no {what}, which MMAudio's conditioning "
-                       f"needs; `mfmjt weights download {kind} {name}` (or `mfmjt weights "
-                       f"import {file}`), then `mfmjt weights assemble --preset {preset} --out "
+                       f"needs; {fetch}, then `mfmjt weights assemble --preset {preset} --out "
                        f"NEW_FOLDER`")
 
 
@@ -133,11 +132,15 @@ def _mmaudio_encoder(bundle: Bundle, encoders: dict, device: str):
                           f"or assemble the bundle again")
     clip_entry, sync_entry = encoders.get("clip"), encoders.get("sync")
     if clip_entry is None or clip_entry.get("file") not in bundle.extra:
-        raise _missing_encoder(bundle, "CLIP image and text encoder", "clip", CLIP_NAME,
-                               "open_clip_pytorch_model.bin")
+        # MMAudio loads it from apple/DFN5B-CLIP-ViT-H-14-384 (Hugging Face), not its releases
+        raise _missing_encoder(bundle, "CLIP image and text encoder",
+                               f"`mfmjt weights import open_clip_pytorch_model.bin --kind clip "
+                               f"--name {CLIP_NAME}` (the open_clip file of "
+                               f"apple/DFN5B-CLIP-ViT-H-14-384)")
     if sync_entry is None or sync_entry.get("file") not in bundle.extra:
-        raise _missing_encoder(bundle, "Synchformer video encoder", "synchformer", "synchformer",
-                               "synchformer_state_dict.pth")
+        raise _missing_encoder(bundle, "Synchformer video encoder",
+                               "`mfmjt weights download synchformer synchformer` (or `mfmjt "
+                               "weights import synchformer_state_dict.pth`)")
     files = bundle.manifest["files"]
     try:
         clip = ClipFeatures(clip_entry.get("model", ""), state=bundle.extra[clip_entry["file"]],
