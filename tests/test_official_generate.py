@@ -189,3 +189,51 @@ def test_text_to_audio_without_a_moving_picture(stack, tmp_path, capsys):
     assert "text-to-audio range 0.500 s is shorter than the model's minimum 0.64 s" in \
         capsys.readouterr().err
     assert not (tmp_path / "short").exists()
+
+
+def test_mmaudio_weights_start_the_meanflow_fine_tune_exactly_where_mmaudio_is(stack, tmp_path):
+    """With the Δ embedder zero, MF-MJT's average velocity is MMAudio's instantaneous one for any
+    interval: MeanFlow sampling of the assembled network equals MMAudio's Euler sampling, at
+    one step and at several (so the paper's fine-tune starts from MMAudio itself)."""
+    from fractions import Fraction
+
+    from engine.sampling import euler_sample, guided_velocity, meanflow_sample, time_grid
+    pipeline = FoleyPipeline(stack["bundle"])
+    net = pipeline.network
+    features = pipeline.video_features(stack["movie"], Fraction(0), Fraction(2))
+    cond = net.preprocess_conditions(features.clip[None], features.sync[None],
+                                     pipeline.encoder.encode_text(["a door"]))
+    empty = net.empty_conditions(1, clip_len=features.clip.shape[0],
+                                 sync_len=features.sync.shape[0])
+    velocity = guided_velocity(net, cond, empty, omega=4.5, mode="standard")
+    noise = pipeline.noise(5, 0, net.config.lengths(2.0).latent)
+    with torch.no_grad():
+        for steps in (1, 4, 25):
+            grid = time_grid(steps)
+            assert torch.equal(meanflow_sample(velocity, noise, grid),
+                               euler_sample(velocity, noise, grid)), steps
+
+
+def test_fine_tune_an_assembled_bundle_into_a_one_step_bundle(stack, tmp_path, capsys):
+    """`train fit --init <assembled> --recipe meanflow-paper` caches the library with MMAudio's
+    codec and encoders, trains, and exports a MeanFlow bundle that generates in one step."""
+    from tests.library_factory import make_library, tree_hashes
+    library = make_library(tmp_path / "library")
+    before = tree_hashes(library)
+    run = tmp_path / "run"
+    assert main(["train", "fit", "--recipe", "meanflow-paper", "--data", str(library),
+                 "--window", "2", "--init", str(stack["bundle"]), "--out", str(run),
+                 "--max-steps", "2", "--device", "cpu"]) == 0
+    assert "interrupted" not in capsys.readouterr().out
+    assert main(["train", "export", "--run", str(run), "--out", str(tmp_path / "mf")]) == 0
+    capsys.readouterr()
+    tuned = load_bundle(tmp_path / "mf")
+    assert tuned.mode == "meanflow" and tuned.manifest["encoders"] == \
+        load_bundle(stack["bundle"]).manifest["encoders"]
+    assert tuned.manifest["provenance"]["recipe"] == "meanflow-paper"
+    assert torch.count_nonzero(tuned.network.dt_embed.mlp[2].weight) > 0  # Δ now learns
+    assert main(["generate", str(stack["movie"]), "--bundle", str(tmp_path / "mf"), "--out",
+                 str(tmp_path / "takes"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"] == {"guidance": 1.0, "mode": "scaled", "steps": 1}
+    assert tree_hashes(library) == before

@@ -82,7 +82,7 @@ class ClipFeatures:
     def version(self) -> str:
         return f"{self.model_name}:{self.weights_id or _weights_digest(self.weights)}"
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may use the features where autograd runs
     def encode_images(self, frames: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, embed_dim) float32, L2-normalised."""
         dtype = next(self.model.parameters()).dtype
@@ -96,7 +96,7 @@ class ClipFeatures:
             outputs.append(self.model.encode_image(x, normalize=True).float())
         return torch.cat(outputs).cpu()
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may use the features where autograd runs
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """(B, 77, width) float32: every token after ln_final, each L2-normalised."""
         tokens = self.tokenizer(list(prompts)).to(self.device)

@@ -201,7 +201,7 @@ class SynchformerFeatures(nn.Module):
         own = {k: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
         self.load_state_dict(own, strict=True)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may use the features where autograd runs
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         cfg = self.vfeat_extractor.cfg
         device = next(self.parameters()).device
