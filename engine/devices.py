@@ -4,6 +4,8 @@ model loads. Noise is drawn on the CPU whatever the device (engine/sampling.draw
 gives the same take on any of them, up to the device's arithmetic."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from engine.errors import UserError
@@ -20,9 +22,9 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """`auto` / `cpu` / `cuda` / `cuda:N` / `mps` -> a device that exists here."""
     text = "auto" if name is None else str(name).strip().lower()
     if text == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("mps") if _mps_available() else torch.device("cpu")
+        text = "cuda"
     try:
         device = torch.device(text)
     except RuntimeError:
@@ -34,7 +36,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         if count == 0:
             raise UserError(f"device {name!r}: this torch sees no CUDA GPU (driver missing, or a "
                             f"CPU-only torch); choose auto or cpu", field="device")
-        index = 0 if device.index is None else device.index
+        # under torchrun each process takes its own GPU of the node (LOCAL_RANK)
+        index = int(os.environ.get("LOCAL_RANK", 0)) if device.index is None else device.index
         if index >= count:
             raise UserError(f"device {name!r}: there are {count} CUDA GPUs here (cuda:0 to "
                             f"cuda:{count - 1}); choose one of them", field="device")

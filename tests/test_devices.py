@@ -107,3 +107,12 @@ def test_a_seed_gives_the_same_take_on_the_gpu_as_on_the_cpu(tmp_path):
     peak = abs(takes[0]).max()
     # bf16 network on the GPU: close to, not equal to, the fp32 CPU take
     assert abs(takes[0] - takes[1]).max() < 0.1 * peak
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU on this machine (the device tool lends one "
+                                         "to some sessions)")
+def test_under_torchrun_each_process_takes_its_own_gpu(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", str(torch.cuda.device_count() - 1))
+    assert resolve_device("cuda").index == torch.cuda.device_count() - 1
+    assert resolve_device("auto").index == torch.cuda.device_count() - 1
+    assert resolve_device("cuda:0").index == 0

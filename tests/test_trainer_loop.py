@@ -55,6 +55,7 @@ def test_recipes_are_data():
     assert paper.lr_factor(250_000) == pytest.approx(0.1)
     assert paper.lr_factor(350_000) == pytest.approx(0.01)
     assert (paper.mu, paper.sigma, paper.mean_ratio) == (-2.0, 2.0, 0.1)
+    assert (paper.batch_size, paper.steps) == (64 * 8, 400_000)  # 64 per GPU on 8 GPUs
     with pytest.raises(FileNotFoundError, match="known recipes: .*meanflow-paper"):
         load_recipe("nope")
 
