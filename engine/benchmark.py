@@ -147,6 +147,7 @@ def run_media_case(repeats: int) -> dict:
 
 
 STARTER_CASE = "starter_demo_regenerate"
+OFFICIAL_CASE = "official_end_to_end"
 SERVICE_CASE = "service_demo_regenerate"
 
 
@@ -234,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--out", type=Path, default=Path("docs/PERFORMANCE.json"))
     parser.add_argument("--table", type=Path, default=Path("docs/PERFORMANCE.md"))
-    parser.add_argument("--case", choices=sorted(CASES) + [MEDIA_CASE, STARTER_CASE, SERVICE_CASE],
+    parser.add_argument("--official", choices=["auto", "yes", "no"], default="auto",
+                        help="the official stack end to end (auto: when torch sees a CUDA GPU)")
+    parser.add_argument("--case", choices=sorted(CASES) + [MEDIA_CASE, STARTER_CASE, SERVICE_CASE,
+                                                           OFFICIAL_CASE],
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -248,6 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.case == SERVICE_CASE:
         print(json.dumps(run_service_case(args.repeats)))
+        return 0
+    if args.case == OFFICIAL_CASE:
+        import tempfile
+
+        from engine.benchmark_official import run_official_case
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = Path(tmp) / "clip_1080p.mp4"
+            _write_test_clip(clip, seconds=int(args.duration) + 1)
+            print(json.dumps(run_official_case(args.preset, clip, seconds=args.duration,
+                                               repeats=args.repeats, device=device)))
         return 0
     if args.case:  # child process: one case, JSON on stdout
         print(json.dumps(run_case(args.case, args.preset, args.duration, args.repeats, device)))
@@ -274,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
                           "--repeats", str(max(5, args.repeats))], capture_output=True, text=True,
                          check=True)
     service = json.loads(out.stdout.strip().splitlines()[-1])
+    official = []
+    if args.official == "yes" or (args.official == "auto" and device.startswith("cuda")):
+        from engine.benchmark_official import OFFICIAL_PRESETS
+        for preset in OFFICIAL_PRESETS:  # a fresh process each: its own peak memory
+            out = subprocess.run([sys.executable, "-m", "engine.benchmark", "--case",
+                                  OFFICIAL_CASE, "--preset", preset, "--duration",
+                                  str(args.duration), "--repeats", str(max(3, args.repeats // 2)),
+                                  "--device", device], capture_output=True, text=True, check=True)
+            official.append(json.loads(out.stdout.strip().splitlines()[-1]))
     by_name = {r["case"]: r for r in results}
     one = by_name["meanflow_1step_cfg_batched"]
     many = by_name["fm_euler_25step_cfg_unbatched"]
@@ -282,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                    else f"cpu ({platform.processor() or platform.machine()}, "
                         f"{torch.get_num_threads()} threads)"),
         "torch": torch.__version__, "results": results, "media": media, "starter": starter,
-        "service": service,
+        "service": service, "official": official,
         "speedup_25step_over_1step": many["median_s"] / one["median_s"],
         "one_step_cfg_over_single_forward": one["median_s"] / by_name["network_forward_b1"]["median_s"],
         "date": time.strftime("%Y-%m-%d"),
@@ -340,6 +363,9 @@ def render_table(report: dict) -> str:
               "MODEL.md §6 measured MMAudio's own small_16k forward at 0.235 s (batch 1) on that "
               "CPU; `network_forward_b1` is the same computation (bit-identical to the reference) "
               "and shows how this machine compares.", ""]
+    if report.get("official"):
+        from engine.benchmark_official import render_official_rows
+        lines += render_official_rows(report["official"])
     return "\n".join(lines)
 
 

@@ -103,6 +103,7 @@ class FoleyPipeline:
         self.feature_cache = feature_cache
         self.frame_decoder = frame_decoder  # PyAV; tests give a slow one to check cancelling
         self.defaults = {**FALLBACK_DEFAULTS[self.bundle.mode], **self.bundle.defaults}
+        self.autocast = network_autocast(self.device)  # None: fp32 (benchmarks compare the two)
 
     @property
     def sample_rate(self) -> int:
@@ -167,7 +168,7 @@ class FoleyPipeline:
                                    mode=settings["mode"])
         grid = time_grid(settings["steps"])
         sampler = meanflow_sample if self.bundle.mode == "meanflow" else euler_sample
-        autocast = network_autocast(dev)
+        autocast = self.autocast
         with torch.autocast(dev.type, dtype=autocast, enabled=autocast is not None):
             latents = sampler(velocity, noise.to(dev), grid, progress=progress, cancel=cancel)
         return latents.float()

@@ -237,3 +237,18 @@ def test_fine_tune_an_assembled_bundle_into_a_one_step_bundle(stack, tmp_path, c
     report = json.loads(capsys.readouterr().out)
     assert report["settings"] == {"guidance": 1.0, "mode": "scaled", "steps": 1}
     assert tree_hashes(library) == before
+
+
+def test_the_gpu_benchmark_of_the_official_stack_runs_end_to_end_with_tiny_shapes(stack):
+    """`make bench` runs this for small_16k and large_44k_v2 on the first CUDA machine; here the
+    same code with tiny shapes on the CPU (fp32: no error against fp32)."""
+    from engine.benchmark_official import render_official_rows, run_official_case
+    row = run_official_case("tiny", stack["movie"], seconds=2.0, repeats=1, device="cpu",
+                            clip_config=TINY_CLIP, sync_config=TINY_SYNC)
+    assert row["case"] == "official_end_to_end_tiny" and row["device"] == "cpu"
+    assert row["network_precision"] == "float32" and row["relative_rms_error_vs_fp32"] == 0.0
+    assert row["peak_memory_mb"] is None
+    assert all(row[k] > 0 for k in ("features_median_s", "one_step_median_s",
+                                    "twentyfive_step_median_s"))
+    table = render_official_rows([row])
+    assert table[-2].startswith("| tiny (2 s) | cpu | float32 | ") and table[-2].endswith(" | - |")
