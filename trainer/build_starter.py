@@ -14,7 +14,8 @@ classifier beside it; then export, defaults and demo):
   combine      codec/codec.safetensors (float16) from the parts
   cache        latents (VAE posterior) and starter features of every train scene
   latents      the cache's latents again after the VAE trained further (features kept)
-  fit          the `starter` network with the `starter` recipe on the cache
+  fit          the `starter` network with the `starter` recipe on the cache, as the shipped
+               model was: 2500 steps (decay at 2000), then a warm restart to 5000 (decay at 4200)
   classifier   the evaluator's classifier on 1500 train clips, real audio only (trainer/assets)
   export       the bundle: EMA network + codec + starter encoders + defaults
   defaults     the default guidance strength, chosen on held-out scenes that the gate never uses
@@ -38,6 +39,9 @@ import torch
 WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
+# the shipped network's schedule (model card, "Choices"): the recipe's learning rate, decayed at
+# 2000 of 2500 steps, then restarted from that checkpoint and decayed again at 4200 of 5000
+FIT_SCHEDULE = (dict(steps=2500, decay_steps=(2000,)), dict(steps=5000, decay_steps=(4200,)))
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
 # then the decoder alone, with the bins beside partials weighed (the encoder, so the latents the
 # network trains on, unchanged): it can run beside the network's fit
@@ -356,7 +360,9 @@ def main(argv=None) -> int:
     if stage == "latents":
         stage_latents(out)
     if stage in ("all", "fit"):  # `all`: the classifier trains on the other core
-        stage_fit(out, max_steps=args.max_steps, threads=1 if stage == "all" else WORKERS)
+        for schedule in FIT_SCHEDULE:  # the shipped model's two runs; each resumes the last
+            stage_fit(out, max_steps=args.max_steps, overrides=schedule,
+                      threads=1 if stage == "all" else WORKERS)
     if stage == "classifier":
         stage_classifier(out, CLASSIFIER_PATH)
     if stage == "ablation":
