@@ -194,8 +194,10 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
 def service_body(request: TakeRequest) -> dict:
     """The request as a service job body (engine/service/schema.py): times as seconds, exact
     values of a timeline's delivery as "n/d" fractions."""
-    body = {"media": None if request.media is None else str(Path(request.media).resolve()),
-            "out": str(Path(request.out).resolve()),
+    if request.media is None:
+        raise UserError("text-to-audio (no media) runs in this process only, not on an engine "
+                        "service; generate without the service", field="engine")
+    body = {"media": str(Path(request.media).resolve()), "out": str(Path(request.out).resolve()),
             "start": float(request.start),
             "end": None if request.end is None else float(request.end),
             "prompt": request.prompt, "negative_prompt": request.negative_prompt,

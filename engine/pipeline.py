@@ -205,6 +205,9 @@ class FoleyPipeline:
         the media's sound (audio-only media) or `start` to `end` (no media, a still image; the
         network's window when `end` is not given)."""
         media = None if request.media is None else Path(request.media)
+        if media is None and not request.prompt.strip():
+            raise RequestError("nothing to generate from: no media and no prompt; describe the "
+                               "sound in a prompt", field="prompt")
         info = probe(media) if media is not None else None
         start = Fraction(request.start)
         timed = info is not None and info.duration > 0  # a movie, or audio-only media

@@ -44,7 +44,8 @@ def add_parser(sub) -> None:
 # the seam's field names -> this command's options (engine/errors.py: front ends add their words)
 FLAGS = {"engine": "--engine", "out": "--out", "bundle": "--bundle", "guidance": "--guidance", "mode": "--mode",
          "steps": "--steps", "takes": "--takes", "best_of": "--best-of", "seed": "--seed",
-         "timecode": "--start/--end", "device": "--device"}
+         "timecode": "--start/--end", "device": "--device", "range": "--start/--end",
+         "prompt": "--prompt"}
 
 
 def take_request(video: Optional[Path], *, out: Path, start=None, end=None, **settings):

@@ -97,6 +97,14 @@ def run(args: argparse.Namespace) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except RuntimeError as err:  # a GPU out of memory is the user's to act on; others are bugs
+        from engine.devices import is_out_of_memory, resolve_device
+        if not is_out_of_memory(err):
+            raise
+        print(f"error: the {resolve_device(getattr(args, 'device', 'auto')).type.upper()} device "
+              f"ran out of memory; use a recipe with a smaller batch (copy its TOML), more GPUs "
+              f"(torchrun), LoRA, or the cpu device", file=sys.stderr)
+        return 1
     except OSError as err:  # ours (a run folder in use), or a read-only folder, a full disk
         from mfmjt_plugin.cli_types import os_error_line
         print(os_error_line(err, getattr(args, "out", None)), file=sys.stderr)

@@ -183,12 +183,21 @@ def test_text_to_audio_without_a_moving_picture(stack, tmp_path, capsys):
     other = read_bwf(json.loads(capsys.readouterr().out)["takes"][0]).samples
     first = read_bwf(next((tmp_path / "takes_rain-on-a-tin-roof_foley").iterdir())).samples
     assert not np.allclose(first, other)
-    # a text-to-audio range shorter than one sync segment is refused by name
-    assert main(["generate", "--bundle", str(stack["bundle"]), "--end", "0.5", "--out",
+    # a text-to-audio range shorter than one sync segment, or nothing to generate from, is
+    # refused by name; an engine service is not asked (text-to-audio runs in process)
+    assert main(["generate", "--prompt", "rain", "--bundle", str(stack["bundle"]), "--end", "0.5",
+                 "--out", str(tmp_path / "short")]) == 1
+    assert "text-to-audio range 0.500 s is shorter than the model's minimum 0.64 s; select a " \
+           "longer range (--start/--end)\n" in capsys.readouterr().err
+    assert main(["generate", "--bundle", str(stack["bundle"]), "--end", "2", "--out",
                  str(tmp_path / "short")]) == 1
-    assert "text-to-audio range 0.500 s is shorter than the model's minimum 0.64 s" in \
-        capsys.readouterr().err
+    assert capsys.readouterr().err.endswith("error: nothing to generate from: no media and no "
+                                            "prompt; describe the sound in a prompt (--prompt)\n")
     assert not (tmp_path / "short").exists()
+    from engine.errors import UserError
+    from engine.jobs import TakeRequest, service_body
+    with pytest.raises(UserError, match="text-to-audio \\(no media\\) runs in this process only"):
+        service_body(TakeRequest(media=None, out=tmp_path / "svc", prompt="rain"))
 
 
 def test_mmaudio_weights_start_the_meanflow_fine_tune_exactly_where_mmaudio_is(stack, tmp_path):
@@ -218,10 +227,16 @@ def test_fine_tune_an_assembled_bundle_into_a_one_step_bundle(stack, tmp_path, c
     """`train fit --init <assembled> --recipe meanflow-paper` caches the library with MMAudio's
     codec and encoders, trains, and exports a MeanFlow bundle that generates in one step."""
     from tests.library_factory import make_library, tree_hashes
+    from trainer.recipe import RECIPES_DIR
     library = make_library(tmp_path / "library")
     before = tree_hashes(library)
     run = tmp_path / "run"
-    assert main(["train", "fit", "--recipe", "meanflow-paper", "--data", str(library),
+    # the paper's recipe with a CPU-sized batch (its 512 is 64 per GPU on 8 GPUs)
+    recipe = tmp_path / "meanflow-paper.toml"
+    recipe.write_text((RECIPES_DIR / "meanflow-paper.toml").read_text()
+                      .replace("batch_size = 512", "batch_size = 16", 1))
+    assert "batch_size = 16" in recipe.read_text()
+    assert main(["train", "fit", "--recipe", str(recipe), "--data", str(library),
                  "--window", "2", "--init", str(stack["bundle"]), "--out", str(run),
                  "--max-steps", "2", "--device", "cpu"]) == 0
     assert "interrupted" not in capsys.readouterr().out

@@ -21,6 +21,7 @@ from torch import nn
 
 from engine.atomic import atomic_target
 from engine.codec.mel import MEL_16K, MelConverter
+from engine.errors import UserError
 from trainer.augment import nuisance
 
 CLASSIFIER_PATH = Path(__file__).resolve().parent / "assets" / "classifier.safetensors"
@@ -107,6 +108,6 @@ def load_classifier(path: Path | str = CLASSIFIER_PATH) -> AudioClassifier:
     model = AudioClassifier(classes)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("mel.") for k in missing):
-        raise ValueError(f"{path}: not a classifier of this version (missing {missing}, "
-                         f"unexpected {unexpected})")
+        raise UserError(f"{path}: not a classifier of this version (missing {missing}, "
+                        f"unexpected {unexpected}); reinstall MF-MJT Foley to restore it")
     return model.eval()

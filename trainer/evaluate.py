@@ -218,11 +218,14 @@ def codec_stages(pipeline, scene_set: SceneSet, classifier: AudioClassifier,
                                                sample_rate=rate)
     real = scene_set.real_metrics
     stages = {"real": scene_set.reference}
-    if all(hasattr(codec, part) for part in ("mel", "vocoder", "vae")):
-        stages["vocoder"] = torch.cat([codec.vocoder(codec.mel(chunk)).squeeze(1)[:, :n]
-                                       for chunk in scene_set.reference.split(BATCH)])
-    stages["codec_round_trip"] = round_trip if round_trip is not None else torch.cat(
-        [codec.decode(codec.encode(chunk).mean)[:, :n] for chunk in scene_set.reference.split(BATCH)])
+    device = getattr(pipeline, "device", torch.device("cpu"))
+    chunks = [chunk.to(device) for chunk in scene_set.reference.split(BATCH)]
+    with torch.no_grad():  # the codec runs on the pipeline's device; judged on the CPU
+        if all(hasattr(codec, part) for part in ("mel", "vocoder", "vae")):
+            stages["vocoder"] = torch.cat([codec.vocoder(codec.mel(chunk)).squeeze(1)[:, :n].cpu()
+                                           for chunk in chunks])
+        stages["codec_round_trip"] = round_trip if round_trip is not None else torch.cat(
+            [codec.decode(codec.encode(chunk).mean)[:, :n].float().cpu() for chunk in chunks])
     if generated is not None:
         stages["generated"] = generated
     report = {}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from engine.analysis.sync import motion_envelope
+from engine.errors import UserError
 from engine.media.decode import FrameSpec
 
 SYNC_SEGMENT_FRAMES = 16
@@ -26,8 +27,8 @@ SYNC_TOKENS_PER_SEGMENT = 8
 def sync_segment_starts(n_frames: int) -> list[int]:
     """First frame of each 16-frame segment with stride 8 (MMAudio's layout)."""
     if n_frames < SYNC_SEGMENT_FRAMES:
-        raise ValueError(f"need at least {SYNC_SEGMENT_FRAMES} sync frames (0.64 s at 25 fps), "
-                         f"got {n_frames}")
+        raise UserError(f"need at least {SYNC_SEGMENT_FRAMES} sync frames (0.64 s at 25 fps), "
+                        f"got {n_frames}; use a window or range of 0.64 s or longer")
     count = (n_frames - SYNC_SEGMENT_FRAMES) // SYNC_SEGMENT_STRIDE + 1
     return [i * SYNC_SEGMENT_STRIDE for i in range(count)]
 
