@@ -83,6 +83,8 @@ def init_distributed(device: torch.device) -> World:
         return World()
     import torch.distributed as dist
     if not dist.is_initialized():
+        if device.type == "cuda":  # NCCL's buffers live on the current device: this rank's GPU
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(rank=dist.get_rank(), size=dist.get_world_size())
 
