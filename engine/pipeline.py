@@ -39,13 +39,19 @@ MAX_STEPS = 1000  # a flow-matching bundle samples in tens of steps; more is a t
 MAX_TAKES = 64
 
 
+# image codecs FFmpeg reads stills with (a movie of one of them has a duration: Motion JPEG)
+STILL_IMAGE_CODECS = frozenset({"png", "mjpeg", "jpeg2000", "bmp", "tiff", "webp", "gif", "dpx",
+                                "exr", "targa", "qoi"})
+
+
 def has_picture(media: Optional[Path | str]) -> bool:
-    """A moving picture to condition on: no media, audio-only media and a still image (a single
-    frame, no duration) have none, and their requests are text-to-audio, as in MMAudio."""
+    """A moving picture to condition on: no media, audio-only media and a still image (an image
+    codec, no duration) have none, and their requests are text-to-audio, as in MMAudio. A video
+    stream whose container gives no duration (a raw .h264) is still a movie."""
     if media is None:
         return False
     info = probe(Path(media))
-    return info.has_video and info.duration > 0
+    return info.has_video and (info.duration > 0 or info.codec not in STILL_IMAGE_CODECS)
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,9 @@ class FoleyPipeline:
         media = None if request.media is None else Path(request.media)
         start, duration = self.check_range(request)
         moving = has_picture(media)
+        if request.best_of is not None and not moving:
+            raise RequestError("best-of ranks candidates by their sync with the picture, and "
+                               "this request has none; ask for takes instead", field="best_of")
         cfg = self.network.config
         timings = {}
         began = time.perf_counter()

@@ -177,6 +177,29 @@ def test_text_to_audio_without_a_moving_picture(stack, tmp_path, capsys):
         take = read_bwf(report["takes"][0])
         assert take.samples.shape[1] == frame_exact_length(round(seconds * 48000), 25)
         assert [p.name for p in out.iterdir()] == [f"{stem}_take1_v001.wav"]
+    # a still is told from a movie by its codec, not by a missing duration (a raw .h264 has none)
+    import av
+    from engine.pipeline import has_picture
+    raw = tmp_path / "raw.h264"
+    with av.open(str(raw), "w", format="h264") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for k in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * k, np.uint8), "rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    assert probe(raw).duration == 0 and has_picture(raw)
+    assert not has_picture(still) and not has_picture(sound) and not has_picture(None)
+    assert has_picture(stack["movie"])
+    # best-of ranks by sync with the picture: without one it is refused by name
+    assert main(["generate", "--prompt", "rain", "--best-of", "2", "--bundle",
+                 str(stack["bundle"]), "--end", "2", "--out", str(tmp_path / "best")]) == 1
+    assert capsys.readouterr().err.endswith(
+        "error: best-of ranks candidates by their sync with the picture, and this request has "
+        "none; ask for takes instead (--best-of)\n")
+    assert not (tmp_path / "best").exists()
     # the prompt reaches the network: another prompt, another take from the same seed
     assert main(["generate", "--prompt", "footsteps", "--bundle", str(stack["bundle"]),
                  "--steps", "2", "--end", "2", "--out", str(tmp_path / "other"), "--json"]) == 0
