@@ -20,6 +20,7 @@ import torch
 
 from engine.analysis.sync import motion_onsets, sync_score
 from engine.bundles import Bundle, load_bundle
+from engine.bundles.format import MODE_DEFAULTS
 from engine.bundles.components import load_codec, load_encoder
 from engine.cancel import CancelCheck, Progress, ProgressCallback, raise_if_cancelled
 from engine.devices import network_autocast, resolve_device
@@ -31,10 +32,6 @@ from engine.sampling import (GUIDANCE_MODES, draw_noise, euler_sample, guided_ve
                              meanflow_sample, time_grid)
 
 CROSSFADE = 0.5  # seconds of overlap between windows of a long range
-# settings of bundles that record none: one MeanFlow step; MMAudio's 25 Euler steps with CFG 4.5
-# for flow-matching weights (engine/bundles/assemble.py writes the same)
-FALLBACK_DEFAULTS = {"meanflow": {"guidance": 1.0, "mode": "scaled", "steps": 1},
-                     "flow_matching": {"guidance": 4.5, "mode": "standard", "steps": 25}}
 MAX_STEPS = 1000  # a flow-matching bundle samples in tens of steps; more is a typo
 MAX_TAKES = 64
 
@@ -108,7 +105,7 @@ class FoleyPipeline:
         self.encoder = load_encoder(self.bundle, device=str(self.device))
         self.feature_cache = feature_cache
         self.frame_decoder = frame_decoder  # PyAV; tests give a slow one to check cancelling
-        self.defaults = {**FALLBACK_DEFAULTS[self.bundle.mode], **self.bundle.defaults}
+        self.defaults = {**MODE_DEFAULTS[self.bundle.mode], **self.bundle.defaults}
         self.autocast = network_autocast(self.device)  # None: fp32 (benchmarks compare the two)
 
     @property

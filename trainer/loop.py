@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
+from engine.devices import network_autocast
 from engine.errors import UserError
 from trainer.checkpoint import (Position, latest_checkpoint, load_checkpoint,
                                 remove_stale_temporaries, save_checkpoint)
@@ -161,7 +162,7 @@ def train(network, shards: list[dict], recipe: Recipe, out_dir: Path | str, *,
                           full_jump_ratio=recipe.full_jump_ratio)
     weighting = AdaptiveWeighting(recipe.adaptive_p, recipe.adaptive_c) \
         if recipe.adaptive_weighting else None
-    autocast = torch.bfloat16 if device.type == "cuda" else None
+    autocast = network_autocast(device)  # the engine's rule: bf16 on a CUDA GPU that has it
     velocity = network_velocity(network)
     end = min(recipe.steps, max_steps) if max_steps is not None else recipe.steps
     last_loss, checkpoint, status = float("nan"), None, "finished"

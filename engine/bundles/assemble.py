@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from engine.bundles.components import MMAUDIO_ENCODERS_VERSION, clip_entry, sync_entry
-from engine.bundles.format import save_bundle
+from engine.bundles.format import MODE_DEFAULTS, save_bundle
 from engine.bundles.official import LICENCE_WEIGHTS, import_mmaudio
 from engine.bundles.registry import WeightRegistry
 from engine.errors import UserError
@@ -19,8 +19,6 @@ from engine.model import preset_config
 CLIP_NAME = "dfn5b"  # DFN5B-CLIP-ViT-H-14-384 imported with --kind clip --name dfn5b
 
 # per audio rate: (VAE, vocoder) as MODEL.md §5 pairs them
-# MMAudio's own sampling defaults for its flow-matching weights: 25 Euler steps, CFG 4.5
-MMAUDIO_DEFAULTS = {"guidance": 4.5, "mode": "standard", "steps": 25}
 CODEC_FOR_RATE = {16000: ("v1-16", "bigvgan_v1_16k"), 44100: ("v1-44", "bigvgan_v2_44k")}
 
 
@@ -63,7 +61,7 @@ def assemble(registry: WeightRegistry, preset: str, out: Path | str, *,
                        encoders=encoders,
                        provenance={"assembled_from": sources, "training": "none (official "
                                    "MMAudio flow-matching weights; Δ embedder zero)"},
-                       licence=LICENCE_WEIGHTS, extra=extra, defaults=dict(MMAUDIO_DEFAULTS))
+                       licence=LICENCE_WEIGHTS, extra=extra, defaults=dict(MODE_DEFAULTS["flow_matching"]))
 
 
 def _clip_on_meta(config: Optional[dict]) -> torch.nn.Module:

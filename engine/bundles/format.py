@@ -26,6 +26,10 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 NETWORK_FILE = "network.safetensors"
 MODES = ("meanflow", "flow_matching")
+# sampling settings by mode, for bundles that record none: one MeanFlow step (CFG-scaled), and
+# MMAudio's own for its flow-matching weights (25 Euler steps, standard CFG 4.5)
+MODE_DEFAULTS = {"meanflow": {"guidance": 1.0, "mode": "scaled", "steps": 1},
+                 "flow_matching": {"guidance": 4.5, "mode": "standard", "steps": 25}}
 
 
 class BundleError(UserError):
