@@ -100,14 +100,38 @@ def _media_seconds(segment: Segment, reference_start) -> tuple[Fraction, Fractio
             Fraction(segment.source_range.duration.to_seconds()).limit_denominator(10 ** 6))
 
 
-def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleySettings, *,
+@dataclass
+class FoleyPlan:
+    """A `timeline foley` run before any take exists: what the panel and `make_foley` share.
+    `request(i)` is segment i's take request (its take names are drawn when it is asked for, so
+    two segments of one clip get consecutive versions); `placements(i, report)` places that
+    segment's takes; `deliver(placements)` writes the new timeline version."""
+    job: "_Job"
+    segments: list[Segment]
+    generated: list[Segment]  # slugs, titles, mattes: seen, never filmed, skipped
+    created_media_dir: bool
+
+    def describe_skipped(self) -> list[dict]:
+        return [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
+                 **self.job.record(s)} for s in self.generated]
+
+    def request(self, index: int):
+        return segment_request(self.job, self.segments[index], index)
+
+    def placements(self, index: int, report) -> tuple[list[Placement], list[dict]]:
+        return segment_placements(self.job, self.segments[index], report)
+
+    def deliver(self, placements: list[Placement]) -> Path:
+        return deliver_timeline(self.job, placements, self.job.timeline_dir, self.job.picture_size)
+
+
+def plan_foley(timeline_path: Path | str, selection: Selection, settings: FoleySettings, *,
                rate: Optional[float] = None, sequence: Optional[str] = None,
                fmt: Optional[str] = None, out_dir: Optional[Path] = None,
-               search: Optional[Path] = None, timeline_dir: Optional[Path] = None,
-               progress: Optional[Callable[[int, int], None]] = None,
-               cancel: Optional[Callable[[], bool]] = None, engine: Optional[str] = None) -> dict:
-    """A new version of the timeline with Foley takes under the selection. `engine`: a running
-    service's URL (or `auto`) to generate on, instead of this process."""
+               search: Optional[Path] = None, timeline_dir: Optional[Path] = None) -> FoleyPlan:
+    """Read the timeline, resolve the selection to segments with picture, relink their media and
+    check, before any work, that the takes folder and the new timeline can be written."""
+    from engine.media.decode import probe
     source = Path(timeline_path)
     timeline = read_timeline(source, rate=exact_rate(rate) if rate else None, sequence=sequence)
     chosen = selection_range(timeline, selection)
@@ -125,7 +149,6 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
     files = relink(segments, search)
     out_dir = Path(out_dir) if out_dir else source.parent / f"{source.stem}_foley_media"
     timeline_dir = Path(timeline_dir) if timeline_dir else source.parent
-    created_media_dir = not out_dir.exists()
     # report timecodes the way the editor counts them: drop-frame if they typed it or the
     # timeline says so
     drop = True if ";" in (selection.tc_in or "") else None
@@ -136,27 +159,52 @@ def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleyS
                 "record_out": to_timecode(timeline, segment.record_range.end_time_exclusive(),
                                           drop_frame=drop)}
 
+    first = probe(files[segments[0].media or f"<no media: {segments[0].clip_name}>"])
     sequence_index = int(sequence) - 1 if sequence and sequence.isdigit() else 0
     job = _Job(timeline=timeline, source=source, settings=settings, out_dir=out_dir,
                timeline_dir=timeline_dir, fmt=fmt, record=record, sequence_index=sequence_index,
-               files=files)
-    written: list[Path] = []
+               files=files,
+               picture_size=first.display_size if first.has_video else (1920, 1080))
+    plan = FoleyPlan(job=job, segments=segments, generated=generated,
+                     created_media_dir=not out_dir.exists())
     try:
         for folder, what, name in ((out_dir, "the takes", "media_out"),
                                    (timeline_dir, "the new timeline", "timeline_out")):
             ensure_writable(folder, what, name)
         preflight_write(job, segments)
-        report = _generate_and_insert(job, segments, files, progress, written, cancel, engine)
+    except BaseException:
+        discard(plan, [])  # the takes folder the check made, if it made one
+        raise
+    return plan
+
+
+def discard(plan: FoleyPlan, written: list[Path]) -> None:
+    """Nothing half-done is left: the takes of an interrupted or failed run go with it."""
+    for path in written:
+        path.unlink(missing_ok=True)
+    out_dir = plan.job.out_dir
+    if plan.created_media_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+
+
+def make_foley(timeline_path: Path | str, selection: Selection, settings: FoleySettings, *,
+               rate: Optional[float] = None, sequence: Optional[str] = None,
+               fmt: Optional[str] = None, out_dir: Optional[Path] = None,
+               search: Optional[Path] = None, timeline_dir: Optional[Path] = None,
+               progress: Optional[Callable[[int, int], None]] = None,
+               cancel: Optional[Callable[[], bool]] = None, engine: Optional[str] = None) -> dict:
+    """A new version of the timeline with Foley takes under the selection. `engine`: a running
+    service's URL (or `auto`) to generate on, instead of this process."""
+    plan = plan_foley(timeline_path, selection, settings, rate=rate, sequence=sequence, fmt=fmt,
+                      out_dir=out_dir, search=search, timeline_dir=timeline_dir)
+    written: list[Path] = []
+    try:
+        report = _generate_and_insert(plan, progress, written, cancel, engine)
         report["selection"] = selection.describe()
-        report["skipped"] = [{"clip": s.clip_name, "reason": f"generated picture ({s.generator})",
-                              **record(s)} for s in generated]
+        report["skipped"] = plan.describe_skipped()
         return report
     except BaseException:
-        # nothing half-done is left: the takes of an interrupted or failed run go with it
-        for path in written:
-            path.unlink(missing_ok=True)
-        if created_media_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+        discard(plan, written)
         raise
 
 
@@ -182,6 +230,7 @@ class _Job:
     record: Callable[[Segment], dict]  # a segment's record in/out timecodes for the report
     sequence_index: int = 0  # which of the source's sequences (0-based), for FCP7 patching
     files: dict = field(default_factory=dict)  # media key -> the file it was relinked to
+    picture_size: tuple[int, int] = (1920, 1080)  # the first segment's picture (writers' format)
 
 
 def _patches_fcp7(source: Path, fmt: Optional[str]) -> bool:
@@ -194,20 +243,71 @@ def _patches_fcpxml(source: Path, fmt: Optional[str]) -> bool:
     return source.suffix.lower() == ".fcpxml" and fmt in (None, "fcpxml")
 
 
-def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Path],
-                         progress: Optional[Callable[[int, int], None]],
+def segment_request(job: _Job, segment: Segment, index: int):
+    """Segment `index`'s TakeRequest: its media range with whole-frame handles, the timeline's
+    take names (the next free version now), time of day and rate."""
+    from engine.jobs import TakeRequest
+    from engine.media.decode import probe
+    settings, timeline = job.settings, job.timeline
+    frame_rate = _frame_rate(segment)
+    start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
+    media = job.files[segment.media or f"<no media: {segment.clip_name}>"]
+    info = probe(media)
+    body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
+    record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
+    _, head, tail = handles(body_start, body_duration, info.duration, record_offset, frame_rate)
+    stem = timeline_take_stem(timeline.name, segment.clip_name, settings.prompt)
+    version, paths = timeline_take_paths(job.out_dir, stem, settings.takes)
+    return TakeRequest(
+        media=media, out=job.out_dir, start=body_start - head,
+        end=body_start + body_duration + tail, prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt, guidance=settings.guidance,
+        mode=settings.mode, steps=settings.steps,
+        seed=(settings.seed + 1000 * index) % 2 ** 64, takes=settings.takes,
+        best_of=settings.best_of, bundle=settings.bundle, device=settings.device,
+        preview=False, paths=tuple(paths),
+        record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
+        frame_rate=frame_rate, head_handle=head,
+        extra_provenance={"version": version, "source_clip": segment.clip_name})
+
+
+def _frame_rate(segment: Segment) -> Fraction:
+    return Fraction(exact_rate(segment.rate)).limit_denominator(1001)
+
+
+def segment_placements(job: _Job, segment: Segment, report) -> tuple[list[Placement], list[dict]]:
+    """(placements, report rows) of one segment's delivered takes (a `TakesReport`)."""
+    from engine.media.bwf import OUTPUT_RATE
+    frame_rate, rate = _frame_rate(segment), segment.rate
+    head_frames = _head_frames(job, segment)  # as segment_request cut the handle
+    file_frames = _file_frames(report.takes[0].path, frame_rate, OUTPUT_RATE)
+    placements, rows = [], []
+    for take in report.takes:
+        placements.append(Placement(
+            record_range=segment.record_range, wav=take.path, take=take.index,
+            head_handle=RT(head_frames, rate), file_duration=RT(file_frames, rate),
+            metadata=dict(report.provenance, take_seed=take.seed, sync_score=take.sync_score)))
+        rows.append({"wav": str(take.path), "take": take.index, "clip": segment.clip_name,
+                     "seed": take.seed, "sync_score": take.sync_score, **job.record(segment)})
+    return placements, rows
+
+
+def _head_frames(job: _Job, segment: Segment) -> int:
+    from engine.media.decode import probe
+    info = probe(job.files[segment.media or f"<no media: {segment.clip_name}>"])
+    body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
+    record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
+    return handles(body_start, body_duration, info.duration, record_offset, _frame_rate(segment))[0]
+
+
+def _generate_and_insert(plan: FoleyPlan, progress: Optional[Callable[[int, int], None]],
                          written: list[Path], cancel: Optional[Callable[[], bool]],
                          engine: Optional[str] = None) -> dict:
     """Generate each segment's takes (appending every WAV to `written` as it lands), then write
     the new timeline version."""
     from engine.jobs import TakeRequest, TakesReport, generate_takes, load_pipeline
-    from engine.media.bwf import OUTPUT_RATE
-    from engine.media.decode import probe
 
-    timeline, settings, out_dir = job.timeline, job.settings, job.out_dir
-    timeline_rate = segments[0].rate
-    frame_rate = Fraction(exact_rate(timeline_rate)).limit_denominator(1001)
-    start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
+    job, settings = plan.job, plan.job.settings
     # video features cached on disk: regenerating with other seeds or guidance, or re-running a
     # cancelled job, does not look at the picture again
     if engine is None:
@@ -222,46 +322,17 @@ def _generate_and_insert(job: _Job, segments: list[Segment], files: dict[str, Pa
         def takes_of(request: TakeRequest) -> TakesReport:
             return TakesReport.from_json(run_job(client, request))
     placements, takes_report = [], []
-    picture_size = (1920, 1080)
-    for index, segment in enumerate(segments):
-        media = files[segment.media or f"<no media: {segment.clip_name}>"]
-        info = probe(media)
-        if index == 0 and info.has_video:
-            picture_size = info.display_size
-        body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
-        record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
-        head_frames, head, tail = handles(body_start, body_duration, info.duration, record_offset,
-                                          frame_rate)
-        stem = timeline_take_stem(timeline.name, segment.clip_name, settings.prompt)
-        version, paths = timeline_take_paths(out_dir, stem, settings.takes)
-        request = TakeRequest(
-            media=media, out=out_dir, start=body_start - head,
-            end=body_start + body_duration + tail, prompt=settings.prompt,
-            negative_prompt=settings.negative_prompt, guidance=settings.guidance,
-            mode=settings.mode, steps=settings.steps,
-            seed=(settings.seed + 1000 * index) % 2 ** 64, takes=settings.takes,
-            best_of=settings.best_of, bundle=settings.bundle, device=settings.device,
-            preview=False, paths=tuple(paths),
-            record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
-            frame_rate=frame_rate, head_handle=head,
-            extra_provenance={"version": version, "source_clip": segment.clip_name})
-        report = takes_of(request)
+    for index in range(len(plan.segments)):
+        report = takes_of(plan.request(index))
         written.extend(t.path for t in report.takes)
-        file_frames = _file_frames(report.takes[0].path, frame_rate, OUTPUT_RATE)
-        for take in report.takes:
-            placements.append(Placement(
-                record_range=segment.record_range, wav=take.path, take=take.index,
-                head_handle=RT(head_frames, timeline_rate),
-                file_duration=RT(file_frames, timeline_rate),
-                metadata=dict(report.provenance, take_seed=take.seed,
-                              sync_score=take.sync_score)))
-            takes_report.append({"wav": str(take.path), "take": take.index,
-                                 "clip": segment.clip_name, "seed": take.seed,
-                                 "sync_score": take.sync_score, **job.record(segment)})
+        placed, rows = plan.placements(index, report)
+        placements += placed
+        takes_report += rows
         if progress is not None:
-            progress(index + 1, len(segments))
-    written_timeline = deliver_timeline(job, placements, job.timeline_dir, picture_size)
-    report = {"timeline": str(written_timeline), "takes": takes_report, "segments": len(segments)}
+            progress(index + 1, len(plan.segments))
+    written_timeline = plan.deliver(placements)
+    report = {"timeline": str(written_timeline), "takes": takes_report,
+              "segments": len(plan.segments)}
     if _companion_only(job.source, job.fmt):
         report["companion"] = COMPANION_NOTE
     return report
@@ -375,4 +446,4 @@ def _file_frames(path: Path, frame_rate: Fraction, sample_rate: int) -> int:
     return round(Fraction(samples, sample_rate) * frame_rate)
 
 
-__all__ = ["FoleySettings", "make_foley", "relink"]
+__all__ = ["FoleyPlan", "FoleySettings", "discard", "make_foley", "plan_foley", "relink"]
