@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check torch / GPU / driver, disk, memory, PortAudio, "
                             "melt and weights; each problem with its fix")
     doctor.add_argument("--json", action="store_true", help="machine-readable, for bug reports")
+    panel = sub.add_parser("panel", help="the desktop panel (also `mfmjt-panel`)",
+                           add_help=False)
+    panel.add_argument("panel_args", nargs=argparse.REMAINDER,
+                       help="FILE, --engine, --bundle, --device, --screenshot (see mfmjt-panel -h)")
     from mfmjt_plugin import generate_cli, serve_cli, timeline_cli, train_cli, weights_cli
     generate_cli.add_parser(sub)
     serve_cli.add_parser(sub)
@@ -55,6 +59,12 @@ def _one_line_warnings() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _one_line_warnings()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["panel"]:
+        # the panel is the layer above this one (ui -> mfmjt_plugin): started as its own program
+        # with every argument as given (its own parser reads them), never imported from here
+        import subprocess
+        return subprocess.call([sys.executable, "-m", "ui.app", *argv[1:]])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
