@@ -92,6 +92,10 @@ def make_window(qtbot, tmp_path, monkeypatch):
     RecordingStream.streams.clear()
 
     def make(engine_factory):
+        from PyQt6.QtWidgets import QApplication
+
+        from ui.theme import apply_dark
+        apply_dark(QApplication.instance())  # as the app starts it (and the docs' pictures show)
         runner = GenerationRunner(engine_factory)
         window = MainWindow(runner, settings=PanelSettings(),
                             player=AudioPlayer(stream_factory=RecordingStream))

@@ -147,7 +147,8 @@ class TakeRow(QWidget):
         item = self.item
         sync = "–" if item.sync_score is None else f"{item.sync_score:.2f}"
         seed = "–" if item.seed is None else str(item.seed)
-        self.title.setText(f"{item.name}   seed {seed}   sync {sync}")
+        self.title.setText(f"sync {sync} · seed {seed} · {item.name}")
+        self.title.setToolTip(str(item.path))
         self.star.setText("★" if item.favourite else "☆")
         if item.samples is not None and item.samples is not self.view.source:
             self.view.set_audio(item.samples, item.rate, item.spectrogram)

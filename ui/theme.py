@@ -36,7 +36,8 @@ def apply_dark(app: QApplication) -> None:
                          (QPalette.ColorRole.Highlight, ACCENT),
                          (QPalette.ColorRole.HighlightedText, "#ffffff"),
                          (QPalette.ColorRole.ToolTipBase, PANEL),
-                         (QPalette.ColorRole.ToolTipText, TEXT)):
+                         (QPalette.ColorRole.ToolTipText, TEXT),
+                         (QPalette.ColorRole.PlaceholderText, "#6d7077")):
         palette.setColor(role, QColor(colour))
     app.setPalette(palette)
     app.setStyleSheet(STYLE)
