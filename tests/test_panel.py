@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import QMessageBox  # noqa: E402
 from engine.client import InProcessEngine  # noqa: E402
 from engine.media.bwf import read_bwf  # noqa: E402
 from tests.media_factory import make_video  # noqa: E402
+from tests.test_pipeline import bundle  # noqa: E402,F401  (fixture)
 from ui.generation import GenerationRunner  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.player import AudioPlayer  # noqa: E402
@@ -91,12 +92,12 @@ def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("MFMJT_CONFIG_DIR", str(tmp_path / "config"))
     RecordingStream.streams.clear()
 
-    def make(engine_factory):
+    def make(engine_factory=None, runner=None):
         from PyQt6.QtWidgets import QApplication
 
         from ui.theme import apply_dark
         apply_dark(QApplication.instance())  # as the app starts it (and the docs' pictures show)
-        runner = GenerationRunner(engine_factory)
+        runner = runner or GenerationRunner(engine_factory)
         window = MainWindow(runner, settings=PanelSettings(),
                             player=AudioPlayer(stream_factory=RecordingStream))
         qtbot.addWidget(window)
@@ -386,3 +387,30 @@ def test_screenshot_command_renders_the_window(tmp_path):
                               str(tmp_path / "nope.mov")], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ")
+
+
+def test_the_model_picker_switches_the_in_process_engine(qtbot, make_window, tmp_path, bundle):
+    """The picker's bundle is the one that generates (the app's in-process runner); each
+    model's licence is shown under it."""
+    from ui.generation import in_process_engine
+    movie = tmp_path / "demo.mp4"
+    shutil.copyfile(DEMO, movie)
+    runner_made = []
+
+    def factory(name):
+        runner_made.append(name)
+        return in_process_engine(name, "cpu")
+    runner = GenerationRunner(factory, bundle_factory=True)  # as the app makes it
+    window = make_window(runner=runner)
+    window.open_path(movie)
+    window.mark_in, window.mark_out = Fraction(0), Fraction(1)
+    assert window.bundle_licence.text().startswith("licence: MF-MJT starter")
+    assert window.generate()
+    _wait_takes(qtbot, window, 1)
+    window.choose_bundle(str(bundle))
+    assert window.bundle.currentData() == str(bundle)
+    assert window.generate()
+    _wait_takes(qtbot, window, 2)
+    assert runner_made == ["starter", str(bundle)] and not window.errors
+    assert window.engine_label.text().endswith(f"· {bundle.name}")
+    runner.engine.close()

@@ -28,8 +28,12 @@ def build_window(args: argparse.Namespace, *, player=None):
     if args.engine:
         runner = GenerationRunner(lambda: http_engine(args.engine))
     else:
-        runner = GenerationRunner(lambda: in_process_engine(args.bundle, args.device))
-    return MainWindow(runner, player=player)
+        runner = GenerationRunner(lambda bundle: in_process_engine(bundle, args.device),
+                                  bundle_factory=True)
+        runner.bundle = args.bundle
+    window = MainWindow(runner, player=player)
+    window.choose_bundle(args.bundle)
+    return window
 
 
 def settle(app, window, seconds: float = 10.0) -> None:

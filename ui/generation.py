@@ -51,9 +51,15 @@ class GenerationRunner(QObject):
     finished = pyqtSignal(str)                # "done" | "cancelled" | "failed"
     failed = pyqtSignal(str, str)             # one line for people, details
 
-    def __init__(self, engine_factory: Callable[[], object], parent=None):
+    def __init__(self, engine_factory: Callable[..., object], parent=None, *,
+                 bundle_factory: bool = False):
+        """`engine_factory()` makes the engine; with `bundle_factory`, `engine_factory(bundle)`
+        (the in-process engine loads the model the panel's picker names; a service runs its
+        own)."""
         super().__init__(parent)
         self._factory = engine_factory
+        self.bundle_factory = bundle_factory
+        self.bundle = "starter"
         self.engine = None
         self._engine_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -68,9 +74,18 @@ class GenerationRunner(QObject):
         """The engine, made on first use (loading a bundle takes seconds: call from a worker)."""
         with self._engine_lock:
             if self.engine is None:
-                self.engine = self._factory()
+                self.engine = self._factory(self.bundle) if self.bundle_factory else self._factory()
                 self.engine_ready.emit(self.engine.models())
             return self.engine
+
+    def use_bundle(self, bundle: str) -> None:
+        """The model the next run uses (in-process engines only); the old one is let go."""
+        if not self.bundle_factory or bundle == self.bundle:
+            return
+        with self._engine_lock:
+            old, self.engine, self.bundle = self.engine, None, bundle
+        if old is not None and hasattr(old, "close"):
+            old.close()
 
     def warm_up(self) -> None:
         """Load the engine in the background so the first Generate starts at once."""

@@ -364,11 +364,29 @@ class MainWindow(QMainWindow):
         self.bundle.addItem("starter", "starter")
         for manifest in sorted((data_dir() / "bundles").glob("*/manifest.json")):
             self.bundle.addItem(manifest.parent.name, str(manifest.parent))
+        self.bundle.addItem("Other folder…", None)
         self.bundle.blockSignals(False)
         self._bundle_chosen()
 
+    def choose_bundle(self, name: str) -> None:
+        """Select `name` (a registered name, `starter` or a bundle folder) in the picker."""
+        for index in range(self.bundle.count()):
+            if self.bundle.itemData(index) == name or self.bundle.itemText(index) == name:
+                self.bundle.setCurrentIndex(index)
+                return
+        self.bundle.insertItem(self.bundle.count() - 1, Path(name).name, str(name))
+        self.bundle.setCurrentIndex(self.bundle.count() - 2)
+
     def _bundle_chosen(self, *_args) -> None:
         from engine.bundles.resolve import resolve_bundle
+        if self.bundle.currentData() is None and self.bundle.currentText() == "Other folder…":
+            folder = QFileDialog.getExistingDirectory(self, "A model bundle folder")
+            self.bundle.blockSignals(True)
+            self.bundle.setCurrentIndex(0)
+            self.bundle.blockSignals(False)
+            if folder:
+                self.choose_bundle(folder)
+            return
         name = self.bundle.currentData() or "starter"
         try:
             import json
@@ -595,6 +613,7 @@ class MainWindow(QMainWindow):
                             f"mark an out point after the in point", "")
             return False
         values = self.request_values()
+        self.runner.use_bundle(self.bundle.currentData() or "starter")
         if seed is not None:
             values["seed"] = seed
         if takes is not None:
