@@ -21,7 +21,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PyQt6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
+from PyQt6.QtCore import QElapsedTimer, QEvent, QPoint, QPointF, Qt, QTimer  # noqa: E402
+from PyQt6.QtGui import QMouseEvent  # noqa: E402
 from PyQt6.QtWidgets import QMessageBox  # noqa: E402
 
 from engine.client import InProcessEngine  # noqa: E402
@@ -32,6 +33,7 @@ from ui.generation import GenerationRunner  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.player import AudioPlayer  # noqa: E402
 from ui.settings import PanelSettings  # noqa: E402
+from ui.takes import TakeItem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "engine" / "assets" / "demo" / "demo.mp4"
@@ -294,8 +296,7 @@ def test_errors_are_plain_words_in_a_dialog_and_the_panel_keeps_working(qtbot, m
     # a takes export into a folder that is a file: refused, nothing half-written
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    window.take_list.add(__import__("ui.takes", fromlist=["TakeItem"]).TakeItem(
-        path=tmp_path / "ghost.wav"))
+    window.take_list.add(TakeItem(path=tmp_path / "ghost.wav"))
     window.export_takes(blocker).join(10)
     qtbot.waitUntil(lambda: "could not export" in window.errors[-1][0], timeout=5000)
     assert blocker.read_text() == "x"
@@ -389,7 +390,8 @@ def test_screenshot_command_renders_the_window(tmp_path):
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ")
 
 
-def test_the_model_picker_switches_the_in_process_engine(qtbot, make_window, tmp_path, bundle):
+def test_the_model_picker_switches_the_in_process_engine(qtbot, make_window, tmp_path,
+                                                         bundle):  # noqa: F811
     """The picker's bundle is the one that generates (the app's in-process runner); each
     model's licence is shown under it."""
     from ui.generation import in_process_engine
@@ -414,3 +416,55 @@ def test_the_model_picker_switches_the_in_process_engine(qtbot, make_window, tmp
     assert runner_made == ["starter", str(bundle)] and not window.errors
     assert window.engine_label.text().endswith(f"· {bundle.name}")
     runner.engine.close()
+
+
+def test_a_b_regenerate_drag_out_handles_and_settings(qtbot, make_window, starter_engine,
+                                                      tmp_path):
+    movie = tmp_path / "demo.mp4"
+    shutil.copyfile(DEMO, movie)
+    window = make_window(lambda: starter_engine)
+    window.open_path(movie)
+    rate = window.document.rate
+    # the strip's handles: set a range with the keys, then drag the out handle to 2 s
+    window.seek(Fraction(0))
+    window.set_in()
+    window.seek(Fraction(90) / rate)
+    window.set_out()
+    strip = window.strip
+    strip.resize(600, 52)
+    x_out = strip._x(float(window.mark_out))
+    qtbot.mousePress(strip, Qt.MouseButton.LeftButton, pos=QPoint(round(x_out), 20))
+    target = strip._x(2.0)  # a drag (qtbot has no drag with the button held: one move event)
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(target, 20), QPointF(target, 20),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    strip.mouseMoveEvent(move)
+    qtbot.mouseRelease(strip, Qt.MouseButton.LeftButton, pos=QPoint(round(target), 20))
+    assert window.mark_in == 0 and abs(float(window.mark_out) - 2.0) <= float(1 / rate) + 0.01
+    window.prompt.setText("glass")
+    window.seed_lock.setChecked(True)
+    window.seed.setValue(11)
+    window.takes.setValue(2)
+    assert window.generate()
+    _wait_takes(qtbot, window, 2)
+    first, second = window.take_list.items()
+    # regenerate: one more take of the same range with a new seed, from cached features
+    window.regenerate(first)
+    _wait_takes(qtbot, window, 3)
+    third = window.take_list.items()[2]
+    assert third.seed not in (first.seed, second.seed) and third.start == first.start
+    assert third.samples.shape == first.samples.shape
+    # A/B: play the first, then the second, then A/B goes back to the first
+    window.play_take(first)
+    window.play_take(second)
+    window.a_b()
+    assert window.player.what == str(first.path)
+    window.stop()
+    # drag out: the rows travel as file URLs
+    data = window.take_list.mimeData([window.take_list.item(0), window.take_list.item(1)])
+    assert [Path(u.toLocalFile()) for u in data.urls()] == [first.path, second.path]
+    # the request is remembered by the next window
+    window.close()
+    again = make_window(lambda: starter_engine)
+    assert again.prompt.text() == "glass" and again.seed.value() == 11
+    assert again.seed_lock.isChecked() and again.takes.value() == 2

@@ -223,6 +223,7 @@ class MainWindow(QMainWindow):
         self.frames.ready.connect(self._frame_ready)
         self.frames.missing.connect(self._frame_missing)
         self.strip.seek.connect(lambda s: self.seek(Fraction(s).limit_denominator(10 ** 6)))
+        self.strip.handle_moved.connect(self._handle_moved)
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
         self.insert_button.clicked.connect(self.insert_into_timeline)
@@ -421,6 +422,18 @@ class MainWindow(QMainWindow):
             self.mark_out = self.playhead + 1 / self.document.rate
             self.timeline_selection = None
             self._moved()
+
+    def _handle_moved(self, which: str, seconds: float) -> None:
+        """An in / out handle dragged on the strip: snapped to a frame edge."""
+        if self.document is None:
+            return
+        edge = self.document.snap(Fraction(seconds).limit_denominator(10 ** 6))
+        if which == "in":
+            self.mark_in = edge
+        else:
+            self.mark_out = edge
+        self.timeline_selection = None
+        self._moved()
 
     def clear_range(self) -> None:
         self.mark_in = self.mark_out = None

@@ -98,8 +98,11 @@ class Viewer(QWidget):
 
 class RangeStrip(QWidget):
     """Thumbnails along the document with the in / out range shaded and the playhead; a click
-    or a drag moves the playhead (`seek(seconds)`)."""
+    or a drag moves the playhead (`seek(seconds)`); dragging an in or out handle moves that mark
+    (`handle_moved("in" | "out", seconds)`)."""
     seek = pyqtSignal(float)
+    handle_moved = pyqtSignal(str, float)
+    GRAB = 5  # pixels either side of a handle that pick it up
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -110,6 +113,7 @@ class RangeStrip(QWidget):
         self.marks: list[tuple[float, float, str]] = []  # clips / markers: (in, out, label)
         self.setMinimumHeight(52)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._dragging: Optional[str] = None
 
     def set_document(self, duration: float, thumbnails: list[QImage],
                      marks: list[tuple[float, float, str]]) -> None:
@@ -147,10 +151,27 @@ class RangeStrip(QWidget):
         painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
         painter.end()
 
-    def mousePressEvent(self, event) -> None:
-        self.seek.emit(max(0.0, min(1.0, event.position().x() / max(1, self.width()))) * self.duration)
+    def _seconds_at(self, x: float) -> float:
+        return max(0.0, min(1.0, x / max(1, self.width()))) * self.duration
 
-    mouseMoveEvent = mousePressEvent
+    def mousePressEvent(self, event) -> None:
+        x = event.position().x()
+        self._dragging = None
+        for name, at in zip(("in", "out"), self.range):
+            if at is not None and abs(self._x(at) - x) <= self.GRAB:
+                self._dragging = name
+        if self._dragging is None:
+            self.seek.emit(self._seconds_at(x))
+
+    def mouseMoveEvent(self, event) -> None:
+        seconds = self._seconds_at(event.position().x())
+        if self._dragging is not None:
+            self.handle_moved.emit(self._dragging, seconds)
+        else:
+            self.seek.emit(seconds)
+
+    def mouseReleaseEvent(self, _event) -> None:
+        self._dragging = None
 
 
 def thumbnail_job(path: Path, count: int, done: Callable[[list[QImage]], None]) -> threading.Thread:
