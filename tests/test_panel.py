@@ -242,7 +242,8 @@ def test_timeline_generate_and_insert_a_new_version(qtbot, make_window, starter_
     assert window.last_delivery.name == "reel_foley_v001.otio"
     audio = [t for t in result.tracks if t.kind == otio.schema.TrackKind.Audio and t.find_clips()]
     clips = [c for t in audio for c in t.find_clips()]
-    assert len(clips) == 1
+    assert len(clips) == 1 and audio[0].enabled  # the favourite plays (take 2 became take 1)
+    assert len(result.tracks.markers) == 1
     placed = clips[0].trimmed_range_in_parent()
     assert placed.start_time.to_frames() == 10 and placed.duration.to_frames() == 40
     favourite = window.take_list.items()[1].path
@@ -294,14 +295,15 @@ def test_errors_are_plain_words_in_a_dialog_and_the_panel_keeps_working(qtbot, m
     assert not window.generate()
     assert "is empty; mark an out point after the in point" in window.errors[-1][0]
     # a takes export into a folder that is a file: refused, nothing half-written
+    from engine.media.bwf import write_bwf
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    window.take_list.add(TakeItem(path=tmp_path / "ghost.wav"))
+    real = write_bwf(tmp_path / "real take.wav", np.zeros((1, 4800), np.float32))
+    window.take_list.add(TakeItem(path=real))
     window.export_takes(blocker).join(10)
     qtbot.waitUntil(lambda: "could not export" in window.errors[-1][0], timeout=5000)
     assert blocker.read_text() == "x"
     # a movie without picture: shown as such, the viewer says so
-    from engine.media.bwf import write_bwf
     sound = write_bwf(tmp_path / "room tone.wav", np.zeros((1, 48000), np.float32))
     assert window.open_path(sound) and not window.document.has_picture
     assert "no picture (audio only)" in window.viewer.message
@@ -315,7 +317,8 @@ def test_offline_timeline_media_offers_relink(qtbot, make_window, starter_engine
     window = make_window(lambda: starter_engine)
     assert window.open_path(source)
     window.tree.setCurrentItem(window.tree.topLevelItem(0).child(0).child(0))
-    assert "no picture here" in window.viewer.message or window.viewer.image is None
+    qtbot.waitUntil(lambda: window.viewer.message.startswith("no picture here"), timeout=10_000)
+    assert window.viewer.image is None
     assert window.generate()
     qtbot.waitUntil(lambda: bool(window.errors) and not window.runner.busy, timeout=30_000)
     assert window.errors[-1][0].startswith("offline media under the selection: shot_a")
@@ -459,7 +462,18 @@ def test_a_b_regenerate_drag_out_handles_and_settings(qtbot, make_window, starte
     window.play_take(second)
     window.a_b()
     assert window.player.what == str(first.path)
+    window.a_b()
+    assert window.player.what == str(second.path)
+    qtbot.wait(300)  # the stopped streams' late reports arrive: the take switched to keeps playing
+    assert window.player.playing and window.player.what == str(second.path)
     window.stop()
+    # the transport keys work with the focus on the takes list (a list takes Space for itself)
+    window.take_list.setFocus()
+    window.take_list.setCurrentRow(0)
+    qtbot.keyClick(window.take_list, Qt.Key.Key_Space)
+    assert window.player.playing and window.player.what == str(first.path)
+    qtbot.keyClick(window.take_list, Qt.Key.Key_K)
+    assert not window.player.playing
     # drag out: the rows travel as file URLs
     data = window.take_list.mimeData([window.take_list.item(0), window.take_list.item(1)])
     assert [Path(u.toLocalFile()) for u in data.urls()] == [first.path, second.path]
@@ -468,3 +482,55 @@ def test_a_b_regenerate_drag_out_handles_and_settings(qtbot, make_window, starte
     again = make_window(lambda: starter_engine)
     assert again.prompt.text() == "glass" and again.seed.value() == 11
     assert again.seed_lock.isChecked() and again.takes.value() == 2
+
+
+def test_real_timelines_open_with_their_sequences_and_rates(qtbot, make_window, starter_engine,
+                                                            monkeypatch):
+    """Other tools' files: an FCPXML with two projects (the picker lists both and switches), an
+    EDL (its rate asked for, as it does not carry one), nested OTIO (clips numbered as the bridge
+    numbers them, so repeated names stay selectable)."""
+    from PyQt6.QtWidgets import QInputDialog
+    shared = ROOT.parent / "shared" / "data" / "timelines"
+    window = make_window(lambda: starter_engine)
+    assert window.open_path(shared / "fcpx_example.fcpxml")
+    assert window.document.sequences == ["OpenTimeline_Project", "OpenTimeline_Project 1"]
+    assert window.sequence_box.count() == 2 and window.document.sequence == "1"
+    window.sequence_box.setCurrentIndex(1)
+    window.sequence_box.activated.emit(1)
+    assert window.document.sequence == "2" and window.sequence_box.currentIndex() == 1
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getItem",
+                        staticmethod(lambda *a, **k: (asked.append(a[2]) or "25", True)))
+    assert window.open_path(shared / "screening_example.edl")
+    assert asked and "does not say its frame rate" in asked[0]
+    assert window.document.rate == 25 and window.document.rate_given == 25.0
+    assert window.open_path(shared / "nested_example.otio")
+    numbers = [c.number for c in window.document.clips]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    from mfmjt_plugin.timeline.selection import Selection, selection_range
+    for clip in window.document.clips:  # each entry selects exactly the range the tree shows
+        chosen = selection_range(window.document.timeline, Selection(clip=str(clip.number)))
+        assert Fraction(chosen.start_time.to_seconds()).limit_denominator(10 ** 6) == clip.record_in
+
+
+def test_regenerate_a_timeline_take_makes_one_more_of_its_segment(qtbot, make_window,
+                                                                 starter_engine, tmp_path):
+    source, _ = _timeline_with_clip(tmp_path)
+    window = make_window(lambda: starter_engine)
+    window.open_path(source)
+    window.tree.setCurrentItem(window.tree.topLevelItem(0).child(0).child(0))
+    assert window.generate()
+    _wait_takes(qtbot, window, 1)
+    first = window.take_list.items()[0]
+    assert window.regenerate(first)
+    _wait_takes(qtbot, window, 2)
+    again = window.take_list.items()[1]
+    assert again.seed != first.seed and again.segment == first.segment
+    assert again.start == first.start and again.samples.shape == first.samples.shape
+    assert again.path.name.endswith("_v002_t01.wav") and first.path.name.endswith("_v001_t01.wav")
+    # both are placed on the clip: inserting them gives a take 1 and one alternative
+    window.insert_into_timeline().join(30)
+    qtbot.waitUntil(lambda: window.last_delivery is not None, timeout=10_000)
+    result = otio.adapters.read_from_file(str(window.last_delivery))
+    audio = [t for t in result.tracks if t.kind == otio.schema.TrackKind.Audio and t.find_clips()]
+    assert [t.enabled for t in audio] == [True, False]

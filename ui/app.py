@@ -58,6 +58,22 @@ def _qt_messages(_kind, _context, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+def install_excepthook(window) -> None:
+    """A bug in a click handler is shown like any error (with its traceback in Details) and
+    the panel goes on; PyQt6 would otherwise abort the whole application."""
+    import traceback
+
+    def hook(kind, value, tb):
+        details = "".join(traceback.format_exception(kind, value, tb))
+        print(details, file=sys.stderr)
+        try:
+            window.show_error(f"something went wrong: {str(value).splitlines()[0] if str(value) else kind.__name__} "
+                              f"(the panel goes on; Details has what to report)", details)
+        except Exception:  # the window itself is gone
+            pass
+    sys.excepthook = hook
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
@@ -72,6 +88,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     app.setApplicationName("MF-MJT Foley")
     apply_dark(app)
     window = build_window(args)
+    install_excepthook(window)
     window.show()
     if args.file and not window.open_path(Path(args.file)):
         if args.screenshot:

@@ -17,6 +17,7 @@ def is_timeline(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class ClipEntry:
+    number: int  # 1-based, in the bridge's order (`--clip NUMBER`: names repeat)
     name: str
     track: int  # 1-based video track
     record_in: Fraction  # seconds from the timeline's start (stack time)
@@ -43,8 +44,9 @@ class Document:
     start_timecode: Fraction = Fraction(0)  # seconds since midnight of time 0
     drop_frame: bool = False
     timeline: object = None  # opentimelineio Timeline
-    sequence: Optional[str] = None
+    sequence: Optional[str] = None  # the 1-based number of the sequence shown
     sequences: list[str] = field(default_factory=list)
+    rate_given: Optional[float] = None  # an EDL's frame rate, which the file does not say
     clips: list[ClipEntry] = field(default_factory=list)
     markers: list[MarkerEntry] = field(default_factory=list)
     tracks: int = 0
@@ -92,14 +94,17 @@ class Document:
         return None
 
 
-def open_document(path: Path | str, *, sequence: Optional[str] = None) -> Document:
-    """A movie or a timeline, read; a clear one-line error (UserError) for anything else."""
+def open_document(path: Path | str, *, sequence: Optional[str] = None,
+                  rate: Optional[float] = None) -> Document:
+    """A movie or a timeline, read; a clear one-line error (UserError) for anything else.
+    `sequence`: the 1-based number of the sequence to show (default the first); `rate`: an
+    EDL's frame rate (a UserError with field "rate" asks for it)."""
     from engine.errors import UserError
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file; choose a movie or a timeline", field="file")
     if is_timeline(path):
-        return _open_timeline(path, sequence)
+        return _open_timeline(path, sequence, rate)
     from engine.media.decode import probe
     from engine.media.errors import MediaError
     try:
@@ -115,41 +120,39 @@ def open_document(path: Path | str, *, sequence: Optional[str] = None) -> Docume
                     start_timecode=start, drop_frame=";" in (info.timecode or ""))
 
 
-def _open_timeline(path: Path, sequence: Optional[str]) -> Document:
-    import opentimelineio as otio
-
-    from mfmjt_plugin.timeline.io import read_timeline, sequences
+def _open_timeline(path: Path, sequence: Optional[str], given_rate: Optional[float]) -> Document:
+    from mfmjt_plugin.timeline.io import read_sequences
     from mfmjt_plugin.timeline.segments import _video_tracks, timeline_rate
-    from mfmjt_plugin.timeline.selection import _markers, is_drop_frame
-    timeline = read_timeline(path, sequence=sequence)
-    names = []
-    try:
-        raw = otio.adapters.read_from_file(str(path)) if path.suffix.lower() in (".xml",) else None
-        names = [t.name for t in sequences(raw)] if raw is not None else []
-    except Exception:  # the picker is a convenience; the sequence was read above
-        names = []
+    from mfmjt_plugin.timeline.selection import (_markers, exact_rate, is_drop_frame,
+                                                 visible_range_of)
+    found = read_sequences(path, rate=exact_rate(given_rate) if given_rate else None)
+    number = int(sequence) if sequence and sequence.isdigit() else 1
+    if not 1 <= number <= len(found):
+        from engine.errors import UserError
+        raise UserError(f"{path}: no sequence {number}; it holds {len(found)}", field="sequence")
+    timeline = found[number - 1]
     rate = Fraction(timeline_rate(timeline)).limit_denominator(1001)
     start = Fraction(timeline.global_start_time.to_seconds()).limit_denominator(10 ** 6) \
         if timeline.global_start_time else Fraction(0)
     clips = []
-    for number, track in enumerate(_video_tracks(timeline.tracks), start=1):
-        for clip in track.find_clips():
-            window = clip.trimmed_range_in_parent()
-            if window is None:
-                continue
-            media = getattr(clip.media_reference, "target_url", None)
-            clips.append(ClipEntry(name=clip.name, track=number,
-                                   record_in=_seconds(window.start_time),
-                                   record_out=_seconds(window.end_time_exclusive()), media=media))
+    tracks = _video_tracks(timeline.tracks)
+    every = [(n, clip) for n, track in enumerate(tracks, start=1) for clip in track.find_clips()]
+    for index, (track_number, clip) in enumerate(every, start=1):
+        shown = visible_range_of(timeline, clip)  # through nesting, trims and warps
+        if shown is None:
+            continue
+        media = getattr(clip.media_reference, "target_url", None)
+        clips.append(ClipEntry(number=index, name=clip.name, track=track_number,
+                               record_in=_seconds(shown.start_time),
+                               record_out=_seconds(shown.end_time_exclusive()), media=media))
     markers = [MarkerEntry(name=m.name, colour=str(m.color), record_in=_seconds(r.start_time),
                            record_out=_seconds(r.end_time_exclusive()))
                for m, r in _markers(timeline)]
     duration = _seconds(timeline.tracks.duration())
     return Document(path=path, duration=duration, rate=rate, has_picture=bool(clips),
                     start_timecode=start, drop_frame=is_drop_frame(timeline), timeline=timeline,
-                    sequence=sequence or (names[0] if names else timeline.name),
-                    sequences=names or [timeline.name], clips=clips, markers=markers,
-                    tracks=len(_video_tracks(timeline.tracks)))
+                    sequence=str(number), sequences=[t.name for t in found], clips=clips,
+                    markers=markers, tracks=len(tracks), rate_given=given_rate)
 
 
 def _seconds(time) -> Fraction:

@@ -47,7 +47,7 @@ def http_engine(url: str):
 class GenerationRunner(QObject):
     engine_ready = pyqtSignal(dict)          # the engine's models(): bundle, device, licence
     progress = pyqtSignal(str, int, int)      # stage, done, total (of the current job)
-    job_done = pyqtSignal(int, dict)          # job index, its result (a TakesReport's JSON)
+    job_done = pyqtSignal(int, int, dict)     # run number, job index, its result (TakesReport JSON)
     finished = pyqtSignal(str)                # "done" | "cancelled" | "failed"
     failed = pyqtSignal(str, str)             # one line for people, details
 
@@ -65,6 +65,7 @@ class GenerationRunner(QObject):
         self._thread: Optional[threading.Thread] = None
         self._cancel = threading.Event()
         self._job_id: Optional[str] = None
+        self.run = 0  # numbers each start(): results of a run the panel has left are dropped
 
     @property
     def busy(self) -> bool:
@@ -96,24 +97,34 @@ class GenerationRunner(QObject):
                 self.failed.emit(_one_line(err), traceback.format_exc())
         threading.Thread(target=run, name="mfmjt-engine", daemon=True).start()
 
-    def start(self, prepare: Callable[[], list[Callable[[], dict]]]) -> None:
-        """Run the job bodies `prepare()` returns (called on the worker thread), one by one."""
+    def start(self, prepare: Callable[[], list[Callable[[], dict]]], *,
+              bundle: Optional[str] = None) -> int:
+        """Run the job bodies `prepare()` returns (called on the worker thread), one by one, on
+        `bundle` (in-process engines); returns this run's number (carried by `job_done`)."""
         if self.busy:
             raise RuntimeError("a generation is already running")
         self._cancel = threading.Event()
-        token = self._cancel
-        self._thread = threading.Thread(target=self._run, args=(prepare, token),
+        self.run += 1
+        self._thread = threading.Thread(target=self._run, args=(prepare, self._cancel, self.run,
+                                                                bundle),
                                         name="mfmjt-generate", daemon=True)
         self._thread.start()
+        return self.run
 
     def cancel(self) -> None:
+        """Stop the run: its token now, the engine's job from a thread (over HTTP a cancel is a
+        request that may wait on the network; the UI never does)."""
         self._cancel.set()
         job_id, engine = self._job_id, self.engine
-        if job_id is not None and engine is not None:
+        if job_id is None or engine is None:
+            return
+
+        def send():
             try:
                 engine.cancel(job_id)
-            except Exception:  # the job may have just finished: nothing to cancel
+            except Exception:  # the job may have just finished, or the engine gone: nothing to do
                 pass
+        threading.Thread(target=send, name="mfmjt-cancel", daemon=True).start()
 
     def wait(self, timeout: float = 60.0) -> bool:
         thread = self._thread
@@ -121,10 +132,12 @@ class GenerationRunner(QObject):
             thread.join(timeout)
         return not self.busy
 
-    def _run(self, prepare, token: threading.Event) -> None:
+    def _run(self, prepare, token: threading.Event, run: int, bundle: Optional[str]) -> None:
         state = "done"
         try:
             self.progress.emit("starting the engine", 0, 1)
+            if bundle is not None:
+                self.use_bundle(bundle)
             engine = self.connect_engine()
             self.progress.emit("preparing", 0, 1)
             bodies = prepare()
@@ -132,7 +145,7 @@ class GenerationRunner(QObject):
                 if token.is_set():
                     state = "cancelled"
                     break
-                state = self._one_job(engine, index, body_of(), token)
+                state = self._one_job(engine, run, index, body_of(), token)
                 if state != "done":
                     break
         except Exception as err:
@@ -144,7 +157,7 @@ class GenerationRunner(QObject):
             self._job_id = None
             self.finished.emit(state)
 
-    def _one_job(self, engine, index: int, body: dict, token: threading.Event) -> str:
+    def _one_job(self, engine, run: int, index: int, body: dict, token: threading.Event) -> str:
         job = engine.submit(body)
         self._job_id = job["id"]
         if token.is_set():  # cancelled while it was being submitted
@@ -160,7 +173,7 @@ class GenerationRunner(QObject):
         if final is None:
             raise RuntimeError("the engine stopped answering before the job ended")
         if final["state"] == "done":
-            self.job_done.emit(index, final["result"])
+            self.job_done.emit(run, index, final["result"])
             return "done"
         if final["state"] == "cancelled":
             return "cancelled"

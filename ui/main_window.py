@@ -14,12 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QImage, QKeySequence
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                             QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow,
-                             QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter,
-                             QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
+                             QFormLayout, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+                             QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                             QSpinBox, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
+                             QWidget)
 
 from ui.document import Document, open_document
 from ui.generation import GenerationRunner
@@ -31,6 +32,7 @@ from ui.viewer import FrameLoader, RangeStrip, Viewer, thumbnail_job
 OPEN_FILTER = ("Movies and timelines (*.mp4 *.mov *.mkv *.avi *.mxf *.webm *.m4v *.otio *.otioz "
                "*.otiod *.xml *.fcpxml *.edl *.aaf *.mlt);;All files (*)")
 TICK_MS = 40
+EDL_RATES = ["23.976", "24", "25", "29.97", "30", "48", "50", "59.94", "60"]
 
 
 class _Relay(QObject):
@@ -38,7 +40,7 @@ class _Relay(QObject):
     thumbnails = pyqtSignal(object, list)   # document path, images
     delivered = pyqtSignal(str, str)        # what, path
     problem = pyqtSignal(str, str)          # message, details
-    takes_loaded = pyqtSignal(object, list)  # document path, TakeItems with samples read
+    takes_loaded = pyqtSignal(object, list, dict)  # (document, save), TakeItems, placements
 
 
 class MainWindow(QMainWindow):
@@ -60,8 +62,11 @@ class MainWindow(QMainWindow):
         self.selection_label = "whole"  # what a timeline selection was made from
         self.timeline_selection = None  # mfmjt_plugin Selection for timelines
         self.search_folder: Optional[Path] = None  # relink: where offline media is looked for
-        self.plan = None  # the running / last timeline FoleyPlan
+        self.plan = None  # the last timeline FoleyPlan (every run's plan writes the same document)
         self.placements: dict[Path, object] = {}  # take file -> its timeline Placement
+        self.item_plans: dict[Path, object] = {}  # take file -> the plan of the run that made it
+        self._plans: dict[int, object] = {}  # run number -> its plan (set by the worker)
+        self._my_run: Optional[int] = None  # the run whose results this document takes
         self.errors: list[tuple[str, str]] = []  # every message shown (tests read it)
         self.last_delivery: Optional[Path] = None
         self._shuttle = 0  # -1 back, 0 stopped, +1 forward (picture only)
@@ -127,7 +132,7 @@ class MainWindow(QMainWindow):
         self.guidance.setSingleStep(0.5)
         self.guidance.setSpecialValueText("bundle default")
         self.mode = QComboBox()
-        self.mode.addItems(["scaled", "standard", "none"])
+        self.mode.addItems(["bundle default", "scaled", "standard", "none"])
         self.steps = QSpinBox()
         self.steps.setRange(0, 100)
         self.steps.setSpecialValueText("bundle default")
@@ -242,6 +247,8 @@ class MainWindow(QMainWindow):
         self.tree.itemSelectionChanged.connect(self._tree_selected)
         self.sequence_box.activated.connect(self._sequence_chosen)
         self.bundle.currentIndexChanged.connect(self._bundle_chosen)
+        for widget in (self.tree, self.take_list, self.viewer, self.strip):
+            widget.installEventFilter(self)  # the transport keys work wherever focus is
 
     # ================================================================= documents
     def open_dialog(self) -> None:
@@ -249,17 +256,30 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(Path(path))
 
-    def open_path(self, path: Path, *, sequence: Optional[str] = None) -> bool:
+    def open_path(self, path: Path, *, sequence: Optional[str] = None,
+                  rate: Optional[float] = None) -> bool:
         from engine.errors import UserError
         try:
-            document = open_document(path, sequence=sequence)
-        except (UserError, OSError, ValueError) as err:
+            document = open_document(path, sequence=sequence, rate=rate)
+        except UserError as err:
+            if err.field == "rate" and rate is None:  # an EDL: its frame rate is not in it
+                chosen, ok = QInputDialog.getItem(self, "Frame rate", f"{Path(path).name} does "
+                                                  f"not say its frame rate; it counts at", EDL_RATES,
+                                                  2, False)
+                return ok and self.open_path(path, sequence=sequence, rate=float(chosen))
             self.show_error(str(err).splitlines()[0], traceback.format_exc())
             return False
+        except (OSError, ValueError) as err:
+            self.show_error(str(err).splitlines()[0], traceback.format_exc())
+            return False
+        if self.runner.busy:  # its takes belong to the document being left
+            self.runner.cancel()
+        self._my_run = None
         self.stop()
         self.document = document
         self.playhead, self.mark_in, self.mark_out = Fraction(0), None, None
         self.timeline_selection, self.plan, self.placements = None, None, {}
+        self.item_plans = {}
         self.setWindowTitle(f"MF-MJT Foley — {path.name}")
         self.settings.add_recent(path)
         self._fill_recent()
@@ -270,7 +290,7 @@ class MainWindow(QMainWindow):
         self._fill_tree()
         self.insert_button.setEnabled(document.kind == "timeline")
         self.take_list.clear_all()
-        self._load_takes(restore_takes(self.takes_folder(), ""))  # the folder is this document's
+        self._load_takes(lambda: restore_takes(self.takes_folder(), ""))  # the document's folder
         if not document.has_picture:
             self.viewer.show_message(f"{path.name}: no picture (audio only); takes follow the "
                                      f"prompt alone")
@@ -301,8 +321,7 @@ class MainWindow(QMainWindow):
             return
         self.sequence_box.clear()
         self.sequence_box.addItems(doc.sequences)
-        if doc.sequence in doc.sequences:
-            self.sequence_box.setCurrentIndex(doc.sequences.index(doc.sequence))
+        self.sequence_box.setCurrentIndex(int(doc.sequence) - 1)
         tracks = QTreeWidgetItem(self.tree, ["Video tracks"])
         for number in range(1, doc.tracks + 1):
             node = QTreeWidgetItem(tracks, [f"V{number}"])
@@ -310,7 +329,7 @@ class MainWindow(QMainWindow):
             for clip in (c for c in doc.clips if c.track == number):
                 child = QTreeWidgetItem(node, [clip.name, doc.timecode(clip.record_in),
                                                doc.timecode(clip.record_out)])
-                child.setData(0, Qt.ItemDataRole.UserRole, ("clip", clip.name))
+                child.setData(0, Qt.ItemDataRole.UserRole, ("clip", clip.number))
         if doc.markers:
             markers = QTreeWidgetItem(self.tree, ["Markers"])
             for marker in doc.markers:
@@ -328,10 +347,10 @@ class MainWindow(QMainWindow):
         if not data or doc is None:
             return
         kind, value = data
-        self.timeline_selection = Selection(**{kind: value})
+        self.timeline_selection = Selection(**{kind: str(value) if kind == "clip" else value})
         self.selection_label = f"{kind} {value}"
         if kind == "clip":
-            clip = next(c for c in doc.clips if c.name == value)
+            clip = next(c for c in doc.clips if c.number == value)
             self.mark_in, self.mark_out = clip.record_in, clip.record_out
         elif kind == "marker":
             marker = next(m for m in doc.markers if m.name == value)
@@ -346,8 +365,9 @@ class MainWindow(QMainWindow):
 
     def _sequence_chosen(self, index: int) -> None:
         doc = self.document
-        if doc is not None and doc.kind == "timeline" and 0 <= index < len(doc.sequences):
-            self.open_path(doc.path, sequence=str(index + 1))
+        if doc is not None and doc.kind == "timeline" and 0 <= index < len(doc.sequences) \
+                and str(index + 1) != doc.sequence:
+            self.open_path(doc.path, sequence=str(index + 1), rate=doc.rate_given)
 
     def _fill_recent(self) -> None:
         if self.recent_menu is None:
@@ -480,8 +500,26 @@ class MainWindow(QMainWindow):
             self.strip.update()
 
     # ================================================================= keys and transport
+    def eventFilter(self, watched, event) -> bool:
+        """The transport keys on the lists, the viewer and the strip (a list would take Space
+        and letters for itself); text fields and number boxes keep their keys."""
+        if event.type() == QEvent.Type.KeyPress and not isinstance(
+                watched, (QLineEdit, QAbstractSpinBox, QPlainTextEdit)):
+            if self.transport_key(event):
+                return True
+        return super().eventFilter(watched, event)
+
     def keyPressEvent(self, event) -> None:
+        if not self.transport_key(event):
+            super().keyPressEvent(event)
+
+    def transport_key(self, event) -> bool:
         key = event.key()
+        if event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            return False  # Ctrl+O and friends are the menus'
+        if key in (Qt.Key.Key_Left, Qt.Key.Key_Right) and isinstance(self.focusWidget(),
+                                                                      QTreeWidget):
+            return False  # the tree folds and unfolds with them
         actions: dict[int, Callable[[], None]] = {
             Qt.Key.Key_I: self.set_in, Qt.Key.Key_O: self.set_out,
             Qt.Key.Key_J: lambda: self.shuttle(-1), Qt.Key.Key_K: self.stop,
@@ -489,11 +527,11 @@ class MainWindow(QMainWindow):
             Qt.Key.Key_Left: lambda: self.step(-1), Qt.Key.Key_Right: lambda: self.step(1),
             Qt.Key.Key_Home: lambda: self.seek(Fraction(0)),
             Qt.Key.Key_End: lambda: self.seek(self.document.duration) if self.document else None}
-        if key in actions:
-            actions[key]()
-            event.accept()
-        else:
-            super().keyPressEvent(event)
+        if key not in actions:
+            return False
+        actions[key]()
+        event.accept()
+        return True
 
     def toggle_play(self) -> None:
         if self._shuttle or self.player.playing:
@@ -535,7 +573,13 @@ class MainWindow(QMainWindow):
         offset = offset if 0 <= offset < length else 0.0
         if self._playing_take is not None and self._playing_take is not item:
             self._ab_previous = self._playing_take
-        self.player.play(item.samples, item.rate, start=offset, what=str(item.path))
+        try:
+            self.player.play(item.samples, item.rate, start=offset, what=str(item.path))
+        except Exception as err:  # no sound device, PortAudio missing, device busy
+            self.player.stop()
+            self.show_error(f"cannot play {item.path.name}: {str(err).splitlines()[0]}; check "
+                            f"the sound output (mfmjt doctor)", traceback.format_exc())
+            return
         self._set_playing(item)
 
     def a_b(self) -> None:
@@ -548,6 +592,7 @@ class MainWindow(QMainWindow):
             self.playhead = Fraction(current.start + self.player.position()).limit_denominator(10 ** 6)
         self._playing_take = None
         self.play_take(other)
+        self._ab_previous = current if current is not None else self._ab_previous
 
     def _set_playing(self, item: Optional[TakeItem]) -> None:
         self._playing_take = item
@@ -556,9 +601,9 @@ class MainWindow(QMainWindow):
             row.view.set_position(None)
 
     def _player_finished(self) -> None:
-        if not self.player.playing or self.player.position() * self.player.rate >= 0:
-            self.player.stop()
-            self._set_playing(None)
+        """The take playing reached its end (the player drops stopped streams' reports)."""
+        self.player.stop()
+        self._set_playing(None)
 
     def _tick(self) -> None:
         """40 ms: the picture follows the audio clock, or the shuttle's wall clock."""
@@ -586,7 +631,8 @@ class MainWindow(QMainWindow):
             self.seed.setValue(seed)
         values = {"prompt": self.prompt.text().strip(),
                   "negative_prompt": self.negative.text().strip(),
-                  "guidance": self.guidance.value() or None, "mode": self.mode.currentText(),
+                  "guidance": self.guidance.value() or None,
+                  "mode": None if self.mode.currentIndex() == 0 else self.mode.currentText(),
                   "steps": self.steps.value() or None, "seed": seed,
                   "takes": self.takes.value(), "best_of": self.best_of.value() or None}
         self.settings.save_request({**values, "seed_locked": self.seed_lock.isChecked(),
@@ -604,6 +650,8 @@ class MainWindow(QMainWindow):
                 pass
         if saved.get("mode") in ("scaled", "standard", "none"):
             self.mode.setCurrentText(saved["mode"])
+        if saved.get("bundle"):
+            self.choose_bundle(str(saved["bundle"]))
         for box, key in ((self.seed, "seed"), (self.takes, "takes"), (self.best_of, "best_of")):
             try:
                 box.setValue(int(saved[key]))
@@ -626,7 +674,6 @@ class MainWindow(QMainWindow):
                             f"mark an out point after the in point", "")
             return False
         values = self.request_values()
-        self.runner.use_bundle(self.bundle.currentData() or "starter")
         if seed is not None:
             values["seed"] = seed
         if takes is not None:
@@ -635,29 +682,66 @@ class MainWindow(QMainWindow):
             prepare = self._timeline_jobs(values, start, end)
         else:
             prepare = self._movie_jobs(values, start, end)
+        return self._start(prepare)
+
+    def _start(self, prepare) -> bool:
         self.generate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.stage.setText("starting…")
-        self.runner.start(prepare)
+        self._folder_existed = self.takes_folder().exists()
+        self._my_run = self.runner.start(prepare, bundle=self.bundle.currentData() or "starter")
         return True
 
-    def regenerate(self, item: TakeItem) -> None:
-        """A new take of the same range (the picture's features come from the engine's cache)."""
-        start, end = self.mark_in, self.mark_out
-        self.mark_in = Fraction(item.start).limit_denominator(10 ** 6)
-        if item.samples is not None and self.document is not None and self.document.kind == "movie":
-            self.mark_out = self.mark_in + Fraction(len(item.samples), item.rate)
-        self.generate(seed=random.randrange(0, 2 ** 31), takes=1)
-        self.mark_in, self.mark_out = start, end
-        self._moved()
+    def regenerate(self, item: TakeItem) -> bool:
+        """One new take of the same range with a new seed (the picture's features come from the
+        engine's cache): a movie take's range again, a timeline take's segment again."""
+        doc = self.document
+        if doc is None or self.runner.busy:
+            self.show_error("A generation is running; wait for it or press Cancel", "")
+            return False
+        seed = random.randrange(0, 2 ** 31)
+        if doc.kind == "timeline":
+            plan = self.item_plans.get(item.path)
+            if plan is None:
+                self.show_error(f"{item.name} was made before this session; select its clip "
+                                f"and Generate", "")
+                return False
+            return self._start(self._segment_again(plan, item.segment, seed))
+        start = Fraction(item.start).limit_denominator(10 ** 6)
+        end = start + Fraction(len(item.samples), item.rate) if item.samples is not None \
+            else doc.duration
+        values = {**self.request_values(), "seed": seed, "takes": 1, "best_of": None}
+        return self._start(self._movie_jobs(values, start, min(end, doc.duration)))
+
+    def _segment_again(self, plan, index: int, seed: int):
+        """A job making one take of `plan`'s segment `index` with `seed`."""
+        from dataclasses import replace
+
+        from engine.jobs import service_body
+        settings = replace(plan.job.settings, takes=1, best_of=None,
+                           seed=(seed - 1000 * index) % 2 ** 64)
+        again = replace(plan, job=replace(plan.job, settings=settings))
+        self._job_starts = {0: None}
+
+        def prepare():
+            run = self.runner.run
+            self._plans[run] = again
+
+            def make():
+                request = again.request(index)
+                self._job_starts[0] = (again.segments[index].record_range.start_time.to_seconds()
+                                       - float(request.head_handle), index)
+                return service_body(request)
+            return [make]
+        return prepare
 
     def _movie_jobs(self, values: dict, start: Fraction, end: Fraction):
         doc, out = self.document, self.takes_folder()
         body = {"media": str(doc.path.resolve()), "out": str(out.resolve()),
                 "start": float(start), "end": float(end), "preview": False,
                 **{k: v for k, v in values.items() if v is not None and v != ""}}
-        self._job_starts = {0: float(start)}
+        self._job_starts = {0: (float(start), 0)}
 
         def prepare():
             out.mkdir(parents=True, exist_ok=True)
@@ -679,20 +763,20 @@ class MainWindow(QMainWindow):
                                  guidance=values["guidance"], mode=values["mode"],
                                  steps=values["steps"], seed=values["seed"],
                                  bundle=self.bundle.currentData() or "starter")
-        sequence = str(self.sequence_box.currentIndex() + 1) if doc.sequences else None
-        search = self.search_folder
+        search, rate = self.search_folder, doc.rate_given
         self._job_starts = {}
 
         def prepare():
-            plan = plan_foley(doc.path, selection, settings, sequence=sequence, search=search)
-            self.plan = plan
+            plan = plan_foley(doc.path, selection, settings, sequence=doc.sequence, rate=rate,
+                              search=search)
+            self._plans[self.runner.run] = plan
 
             def body_of(index: int):
                 def make():
                     request = plan.request(index)
                     segment = plan.segments[index]
                     self._job_starts[index] = (segment.record_range.start_time.to_seconds()
-                                               - float(request.head_handle))
+                                               - float(request.head_handle), index)
                     return service_body(request)
                 return make
             return [body_of(i) for i in range(len(plan.segments))]
@@ -707,53 +791,78 @@ class MainWindow(QMainWindow):
         self.progress.setValue(min(done, total))
         self.stage.setText(stage)
 
-    def _job_done(self, index: int, result: dict) -> None:
-        from engine.jobs import TakesReport
-        start = getattr(self, "_job_starts", {}).get(index, 0.0)
-        report = TakesReport.from_json(result)
-        placements = {}
-        if self.plan is not None and self.document is not None and self.document.kind == "timeline":
-            placed, _ = self.plan.placements(index, report)
-            placements = {p.wav: p for p in placed}
-            self.placements.update(placements)
+    def _job_done(self, run: int, index: int, result: dict) -> None:
+        if run != self._my_run:
+            return  # a run the panel left (another document was opened)
+        start, segment = getattr(self, "_job_starts", {}).get(index) or (0.0, index)
+        plan = self._plans.get(run)
+        if plan is not None:
+            self.plan = plan
         items = [TakeItem(path=Path(d["path"]), seed=d.get("seed"), sync_score=d.get("sync_score"),
-                          segment=index, take=int(d.get("take", 1)), start=float(start))
+                          segment=segment, take=int(d.get("take", 1)), start=float(start))
                  for d in result.get("take_details", [])]
-        self._load_takes(items, save=True)
+        for item in items:
+            if plan is not None:
+                self.item_plans[item.path] = plan
 
-    def _load_takes(self, items: list[TakeItem], *, save: bool = False) -> None:
-        """Read the takes' samples and draw their spectrograms on a worker thread; the rows
-        appear when they are ready (`_takes_loaded`)."""
-        if not items:
-            return
+        def placements() -> dict:  # on the loader thread: it probes the movie
+            if plan is None:
+                return {}
+            from engine.jobs import TakesReport
+            placed, _ = plan.placements(segment, TakesReport.from_json(result))
+            return {p.wav: p for p in placed}
+        self._load_takes(lambda: items, save=True, placements=placements)
+
+    def _load_takes(self, listing, *, save: bool = False, placements=None) -> None:
+        """List the takes (`listing()`), read their samples and draw their spectrograms on a
+        worker thread; the rows appear when they are ready (`_takes_loaded`)."""
         document = self.document.path if self.document is not None else None
 
         def run():
+            try:
+                items = listing()
+                placed = placements() if placements is not None else {}
+            except Exception as err:
+                self._emit(self.relay.problem, f"cannot list the takes: "
+                                               f"{str(err).splitlines()[0]}", traceback.format_exc())
+                items, placed = [], {}
             for item in items:
                 try:
                     item.load()
                 except Exception as err:  # listed without its picture of the sound
                     self._emit(self.relay.problem, f"{item.path.name}: cannot read the take "
                                                    f"({str(err).splitlines()[0]})", "")
-            self._emit(self.relay.takes_loaded, (document, save), items)
+            self._emit(self.relay.takes_loaded, (document, save), items, placed)
         self._loaders = getattr(self, "_loaders", 0) + 1
         threading.Thread(target=run, name="mfmjt-takes", daemon=True).start()
 
-    def _takes_loaded(self, key, items: list) -> None:
+    def _takes_loaded(self, key, items: list, placements: dict) -> None:
         self._loaders -= 1
         document, save = key
         if self.document is None or self.document.path != document:
             return  # another document was opened meanwhile
+        self.placements.update(placements)
         for item in items:
             self._add_take(item)
         if save:
+            self._save_sidecar()
+
+    def _save_sidecar(self) -> None:
+        try:
             write_sidecar(self.takes_folder(), self.take_list.items())
+        except OSError as err:  # favourites are a convenience; the takes themselves are safe
+            self.show_error(f"cannot remember the favourites in {self.takes_folder()}: "
+                            f"{err.strerror or err}", traceback.format_exc())
 
     @property
     def loading_takes(self) -> bool:
         return getattr(self, "_loaders", 0) > 0
 
     def _finished(self, state: str) -> None:
+        folder = self.takes_folder()
+        if state != "done" and not getattr(self, "_folder_existed", True) and folder.is_dir() \
+                and not any(folder.iterdir()):
+            folder.rmdir()  # made for this run, which left nothing: nothing is left behind
         self.generate_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
@@ -779,22 +888,27 @@ class MainWindow(QMainWindow):
         row = self.take_list.row_of(item)
         if row is not None:
             row.refresh()
-        write_sidecar(item.path.parent, self.take_list.items())
+        self._save_sidecar()
 
     def delete_take(self, item: TakeItem) -> None:
         """Moved to the takes folder's .deleted/ (recoverable), never destroyed."""
         if self._playing_take is item:
             self.stop()
-        trash = item.path.parent / TRASH
-        trash.mkdir(exist_ok=True)
         from engine.naming import next_version_path
-        target = trash / item.path.name
-        if target.exists():
-            target = next_version_path(trash, item.path.stem)
-        os.replace(item.path, target)
+        trash = item.path.parent / TRASH
+        try:
+            trash.mkdir(exist_ok=True)
+            target = trash / item.path.name
+            if target.exists():
+                target = next_version_path(trash, item.path.stem)
+            os.replace(item.path, target)
+        except OSError as err:
+            self.show_error(f"cannot move {item.path.name} to {trash}: {err.strerror or err}",
+                            traceback.format_exc())
+            return
         self.take_list.remove(item)
         self.placements.pop(item.path, None)
-        write_sidecar(item.path.parent, self.take_list.items())
+        self._save_sidecar()
 
     def rename_dialog(self, item: TakeItem) -> None:
         name, ok = QInputDialog.getText(self, "Rename take", "New name", text=item.name)
@@ -811,8 +925,16 @@ class MainWindow(QMainWindow):
         if target.exists():
             self.show_error(f"{target.name} already exists in {target.parent}; choose another name", "")
             return False
-        os.replace(item.path, target)
+        try:
+            os.replace(item.path, target)
+        except OSError as err:
+            self.show_error(f"cannot rename {item.path.name}: {err.strerror or err}",
+                            traceback.format_exc())
+            return False
         placement = self.placements.pop(item.path, None)
+        plan = self.item_plans.pop(item.path, None)
+        if plan is not None:
+            self.item_plans[target] = plan
         if placement is not None:
             from dataclasses import replace
             self.placements[target] = replace(placement, wav=target)
@@ -820,7 +942,7 @@ class MainWindow(QMainWindow):
         row = self.take_list.row_of(item)
         if row is not None:
             row.refresh()
-        write_sidecar(target.parent, self.take_list.items())
+        self._save_sidecar()
         return True
 
     # ================================================================= delivery
@@ -872,7 +994,8 @@ class MainWindow(QMainWindow):
         if not chosen or self.plan is None:
             self.show_error("No takes of this session to insert; generate for a selection first", "")
             return None
-        placements = [self.placements[t.path] for t in chosen]
+        placements = renumbered([self.placements[t.path] for t in chosen],
+                                {t.path for t in chosen if t.favourite})
         plan = self.plan
 
         def run():
@@ -954,3 +1077,19 @@ def memory_text() -> str:
     except Exception:
         pass
     return text
+
+
+def renumbered(placements: list, favourites: set) -> list:
+    """The chosen takes of each region numbered 1, 2, ... (favourites first, then in the order
+    they were made): take 1 is the track that plays and carries the marker, the others are the
+    switched-off alternatives, whatever numbers the engine gave them."""
+    from dataclasses import replace
+    regions: dict = {}
+    for p in placements:
+        key = (p.record_range.start_time.to_seconds(), p.record_range.duration.to_seconds())
+        regions.setdefault(key, []).append(p)
+    result = []
+    for group in regions.values():
+        group.sort(key=lambda p: (p.wav not in favourites, placements.index(p)))
+        result += [replace(p, take=number) for number, p in enumerate(group, start=1)]
+    return result

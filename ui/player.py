@@ -44,6 +44,7 @@ class AudioPlayer(QObject):
         self._cursor = 0
         self.rate = 48000
         self.what: Optional[str] = None  # the take playing (a path), for the list to show
+        self._number = 0  # numbers each stream: a stopped stream's late "finished" is ignored
 
     @property
     def playing(self) -> bool:
@@ -74,14 +75,22 @@ class AudioPlayer(QObject):
             if len(chunk) < frames:
                 raise stop_exception()
 
+        self._number += 1
+        number = self._number
         self._stream = self._factory(samplerate=self.rate, channels=samples.shape[1],
-                                     callback=callback, finished_callback=self._ended)
+                                     callback=callback,
+                                     finished_callback=lambda: self._ended(number))
         self._stream.start()
 
-    def _ended(self) -> None:  # the audio thread: the signal is queued to the panel's
-        self.finished.emit()
+    def _ended(self, number: int) -> None:  # the audio thread: the signal is queued
+        if number == self._number:  # PortAudio also reports streams we stopped ourselves
+            try:
+                self.finished.emit()
+            except RuntimeError:  # the panel closed meanwhile
+                pass
 
     def stop(self) -> None:
+        self._number += 1  # whatever that stream reports from now on is old news
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()

@@ -172,7 +172,6 @@ class TakeList(QListWidget):
         row = TakeRow(item)
         entry = QListWidgetItem()
         entry.setSizeHint(QSize(200, 92))
-        entry.setData(Qt.ItemDataRole.UserRole, str(item.path))
         self.addItem(entry)
         self.setItemWidget(entry, row)
         self.rows.append(row)
@@ -202,8 +201,9 @@ class TakeList(QListWidget):
                 or self.items())
 
     def mimeData(self, entries) -> QMimeData:
+        """The rows' files as URLs (their current names: a take may have been renamed)."""
         data = QMimeData()
-        data.setUrls([QUrl.fromLocalFile(e.data(Qt.ItemDataRole.UserRole)) for e in entries])
+        data.setUrls([QUrl.fromLocalFile(str(self.rows[self.row(e)].item.path)) for e in entries])
         return data
 
     def row_of(self, item: TakeItem) -> Optional[TakeRow]:

@@ -47,6 +47,23 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
                   sequence: Optional[str] = None) -> otio.schema.Timeline:
     """One timeline from `path`; `sequence` (name or 1-based number) picks among several."""
     path = Path(path)
+    found = read_sequences(path, rate=rate)
+    if sequence is None:
+        if len(found) > 1:
+            names = "; ".join(f"{i}: {t.name}" for i, t in enumerate(found, 1))
+            raise TimelineError(f"{path}: holds {len(found)} sequences ({names}); pick one with "
+                                f"--sequence NAME|NUMBER")
+        return found[0]
+    for index, timeline in enumerate(found, 1):
+        if sequence in (timeline.name, str(index)):
+            return timeline
+    raise TimelineError(f"{path}: no sequence {sequence!r}; it holds "
+                        f"{', '.join(repr(t.name) for t in found)}")
+
+
+def read_sequences(path: Path | str, *, rate: Optional[float] = None) -> list[otio.schema.Timeline]:
+    """Every sequence (timeline) `path` holds, in the file's order; at least one."""
+    path = Path(path)
     if not (path.is_file() or (path.suffix.lower() == ".otiod" and path.is_dir())):
         raise TimelineError(f"{path}: timeline file not found")
     adapter = _adapter_for(path)
@@ -54,7 +71,7 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
     if adapter == "cmx_3600":
         if rate is None:
             raise TimelineError(f"{path}: an EDL carries no frame rate; pass --rate (e.g. "
-                                f"23.976, 25, 29.97)")
+                                f"23.976, 25, 29.97)", field="rate")
         kwargs["rate"] = rate
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
@@ -82,17 +99,7 @@ def read_timeline(path: Path | str, *, rate: Optional[float] = None,
     found = sequences(result)
     if not found:
         raise TimelineError(f"{path}: holds no sequence")
-    if sequence is None:
-        if len(found) > 1:
-            names = "; ".join(f"{i}: {t.name}" for i, t in enumerate(found, 1))
-            raise TimelineError(f"{path}: holds {len(found)} sequences ({names}); pick one with "
-                                f"--sequence NAME|NUMBER")
-        return found[0]
-    for index, timeline in enumerate(found, 1):
-        if sequence in (timeline.name, str(index)):
-            return timeline
-    raise TimelineError(f"{path}: no sequence {sequence!r}; it holds "
-                        f"{', '.join(repr(t.name) for t in found)}")
+    return found
 
 
 def _apply_fcp7_enabled(result) -> None:
