@@ -155,13 +155,14 @@ def codec(args: argparse.Namespace) -> int:
         print(f"  skipped {path}: {reason}")
     for path in clips.clipped_files:
         print(f"  clipping (kept; the codec learns it): {path}")
-    parts = ["vae", "vocoder", "vocoder-gan"] if args.part == "all" else [args.part]
+    parts = ["vae", "vocoder", "vocoder-timbre", "vocoder-gan"] if args.part == "all" \
+        else [args.part]
     for part in parts:
         steps = max(1, args.steps // 10) if part == "vocoder-gan" else args.steps
         batch, segment = (8, 8192) if part == "vocoder-gan" else (16, 16384)
         with tqdm(total=steps, desc=part, unit="step") as bar:
             fit_codec(clips.waves, out, part=part, steps=steps, batch=batch, segment=segment,
-                      resume=args.resume or part == "vocoder-gan",
+                      resume=args.resume or part in ("vocoder-timbre", "vocoder-gan"),
                       progress=lambda step, total, logs: bar.update(step - bar.n))
     if (out / "vae.safetensors").exists() and (out / "vocoder.safetensors").exists():
         print(f"codec: {combine_parts(out, out / 'codec.safetensors')}")

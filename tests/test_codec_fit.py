@@ -34,10 +34,14 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
               progress=lambda s, n, l: resumed.append(s))
     assert resumed == [4, 5]  # continues after the saved step, not from 0
 
-    with pytest.raises(ValueError, match="train the vocoder"):
-        fit_codec(_waves(), tmp_path, part="vocoder-gan", steps=1, batch=2, segment=4096)
+    for part in ("vocoder-gan", "vocoder-timbre"):
+        with pytest.raises(ValueError, match=f"train the vocoder .* before '{part}'"):
+            fit_codec(_waves(), tmp_path, part=part, steps=1, batch=2, segment=4096)
     fit_codec(_waves(), tmp_path, part="vocoder", steps=2, batch=2, segment=4096)
+    plain = load_file(str(tmp_path / "vocoder.safetensors"))
+    fit_codec(_waves(), tmp_path, part="vocoder-timbre", steps=1, batch=2, segment=4096)
     before = load_file(str(tmp_path / "vocoder.safetensors"))
+    assert any(not torch.equal(plain[k], before[k]) for k in plain)  # continued those weights
     gan_logs = []
     fit_codec(_waves(), tmp_path, part="vocoder-gan", steps=1, batch=2, segment=4096,
               progress=lambda s, n, l: gan_logs.append(l))
@@ -47,7 +51,7 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     assert (tmp_path / "discriminators.safetensors").exists()
     # the parts ran as separate processes writing one progress file: none clobbered another
     assert json.loads((tmp_path / "progress.json").read_text()) == \
-        {"vae_steps": 5, "vocoder_steps": 2, "vocoder-gan_steps": 1}
+        {"vae_steps": 5, "vocoder_steps": 2, "vocoder-timbre_steps": 1, "vocoder-gan_steps": 1}
 
 
 def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
@@ -66,7 +70,8 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
 
 
 def test_bad_settings_are_refused_before_training(tmp_path):
-    with pytest.raises(ValueError, match="choose one of vae, vae-decoder, vocoder, vocoder-gan"):
+    with pytest.raises(ValueError, match="choose one of vae, vae-decoder, vocoder, "
+                                         "vocoder-timbre, vocoder-gan"):
         fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
     with pytest.raises(ValueError, match="multiple of 512"):
         fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)
@@ -152,3 +157,19 @@ def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_p
     assert json.loads((tmp_path / "progress.json").read_text()) == \
         {"vae_steps": 2, "vae-decoder_steps": 2}
     assert any(not torch.equal(saved[k], _load[k]) for k in saved if k.startswith("vae.decoder."))
+
+
+def test_the_timbre_terms_weigh_a_lost_partial_as_much_as_the_rest_of_the_crop():
+    """A crop whose only error is a missing glass partial (1 bin of 80, 10 frames of 100): the
+    plain mel L1 hardly sees it; the partial term is the whole error there."""
+    from trainer.codec_fit import timbre_l1, timbre_masks
+    mel = torch.full((1, 80, 100), -4.0) + 0.01 * torch.randn(1, 80, 100, generator=torch.Generator().manual_seed(0))
+    mel[0, 42, 20:30] = 0.3  # a ring 43 dB over the floor
+    recon = mel.clone()
+    recon[0, 42, 20:30] = -2.0  # rendered 23 dB too quiet
+    error = (recon - mel).abs()
+    loud, partial = timbre_masks(mel)
+    assert partial.sum() == 10 and torch.equal(partial, loud)  # only the ring is loud
+    loud_l1, partial_l1 = timbre_l1(error, loud, partial)
+    assert float(error.mean()) == pytest.approx(2.3 * 10 / 8000)
+    assert float(partial_l1) == pytest.approx(2.3) and float(loud_l1) == pytest.approx(2.3)

@@ -67,7 +67,7 @@ def test_train_codec_cli_trains_every_part_and_never_touches_the_library(awkward
     assert run.returncode == 0, run.stderr
     assert "skipped" in run.stdout and "silent.wav" in run.stdout and "clipped.wav" in run.stdout
     assert json.loads((out / "progress.json").read_text()) == \
-        {"vae_steps": 10, "vocoder_steps": 10, "vocoder-gan_steps": 1}
+        {"vae_steps": 10, "vocoder_steps": 10, "vocoder-timbre_steps": 10, "vocoder-gan_steps": 1}
     StarterCodec().load_state_dict(load_file(str(out / "codec.safetensors")), strict=True)
     assert tree_hashes(awkward_library) == before
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
