@@ -119,6 +119,10 @@ def render_official_rows(rows: list[dict]) -> list[str]:
              "| preset | device | network | features s | 1 step s | 25 steps s | 25 / 1 | "
              "rel. error vs fp32 | peak MB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r.get("failed"):
+            lines.append(f"| {r['preset']} | {r['device']} | not measured: {r['failed']} |"
+                         + " |" * 6)
+            continue
         peak = f"{r['peak_memory_mb']:.0f}" if r["peak_memory_mb"] is not None else "-"
         lines.append(f"| {r['preset']} ({r['seconds']:g} s) | {r['device']} | "
                      f"{r['network_precision']} | {r['features_median_s']:.3f} | "

@@ -290,3 +290,10 @@ def test_the_gpu_benchmark_of_the_official_stack_runs_end_to_end_with_tiny_shape
                                     "twentyfive_step_median_s"))
     table = render_official_rows([row])
     assert table[-2].startswith("| tiny (2 s) | cpu | float32 | ") and table[-2].endswith(" | - |")
+    # a preset that could not run (e.g. larger than the GPU) is a row saying so, not an abort
+    failed = {"case": "official_end_to_end_large_44k_v2", "preset": "large_44k_v2",
+              "device": "cuda", "failed": "torch.OutOfMemoryError: CUDA out of memory"}
+    table = render_official_rows([row, failed])
+    assert table[-2] == ("| large_44k_v2 | cuda | not measured: torch.OutOfMemoryError: CUDA out "
+                         "of memory | | | | | | |")
+    assert table[-2].count("|") == table[-3].count("|")
