@@ -364,6 +364,17 @@ def test_the_same_flow_on_the_http_engine(qtbot, make_window, tmp_path, monkeypa
         _wait_takes(qtbot, window, 1)
         assert not window.errors and "starter" in window.engine_label.text()
         assert read_bwf(window.take_list.items()[0].path).samples.shape[1] == 96096  # 60 frames
+        # the engine dies in the middle of a job (a long one: 16 candidates of the whole clip)
+        window.mark_in, window.mark_out = None, None
+        window.takes.setValue(8)
+        window.best_of.setValue(16)
+        assert window.generate()
+        qtbot.waitUntil(lambda: window.runner._job_id is not None, timeout=20_000)
+        process.kill()
+        qtbot.waitUntil(lambda: bool(window.errors) and not window.runner.busy, timeout=60_000)
+        assert "\n" not in window.errors[-1][0] and window.generate_button.isEnabled()
+        assert len(window.take_list.rows) == 1 and window.stage.text().startswith("failed")
+        window.errors.clear()
     finally:
         stop(process)
     # the engine is gone: the next generation says so in a line, and the panel keeps working
