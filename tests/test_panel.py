@@ -275,7 +275,7 @@ def test_cancel_stops_within_a_moment_and_writes_nothing(qtbot, make_window, tmp
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
     assert time.monotonic() - started < 3.0
     assert window.stage.text().startswith("cancelled") and window.generate_button.isEnabled()
-    assert not list((tmp_path / "demo_foley_takes").glob("*.wav"))
+    assert not (tmp_path / "demo_foley_takes").exists()  # made for the run, left empty, removed
     engine.close()
 
 
