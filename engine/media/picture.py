@@ -24,11 +24,13 @@ def _shown(frame, info, height: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=quarter_turns))
 
 
-def picture_at(path: Path | str, seconds: Fraction | float, *, height: int = 360) -> np.ndarray:
+def picture_at(path: Path | str, seconds: Fraction | float, *, height: int = 360,
+               info=None) -> np.ndarray:
     """(height, width, 3) uint8 RGB: the frame shown at `seconds` from the movie's first frame
-    (the last frame that starts at or before it)."""
+    (the last frame that starts at or before it). `info`: the file's probe, when the caller has
+    it (a strip of thumbnails probes once)."""
     path, at = Path(path), Fraction(seconds).limit_denominator(10 ** 6)
-    info = probe(path)
+    info = info or probe(path)
     if not info.has_video:
         raise MediaError(path, "has no picture (audio only)")
     at = min(max(at, Fraction(0)), max(Fraction(0), info.duration))
@@ -56,7 +58,7 @@ def picture_at(path: Path | str, seconds: Fraction | float, *, height: int = 360
 def thumbnails(path: Path | str, count: int, *, height: int = 48) -> list[np.ndarray]:
     """`count` pictures spread evenly over the movie (the middle of each slice)."""
     info = probe(path)
-    return [picture_at(path, info.duration * (2 * i + 1) / (2 * count), height=height)
+    return [picture_at(path, info.duration * (2 * i + 1) / (2 * count), height=height, info=info)
             for i in range(count)]
 
 
