@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     codec.add_argument("library")
     codec.add_argument("--out", required=True, help="folder for the codec's parts and codec file")
     codec.add_argument("--part", choices=["vae", "vae-decoder", "vocoder", "vocoder-timbre",
-                                           "vocoder-gan", "all"],
+                                           "vocoder-codec", "vocoder-gan", "all"],
                        default="all")
     codec.add_argument("--steps", type=whole_number(minimum=1, maximum=10 ** 7), default=2000,
                        help="steps per part (the GAN fine-tune: a tenth of them)")

@@ -71,7 +71,7 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
 
 def test_bad_settings_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="choose one of vae, vae-decoder, vocoder, "
-                                         "vocoder-timbre, vocoder-gan"):
+                                         "vocoder-timbre, vocoder-codec, vocoder-gan"):
         fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
     with pytest.raises(ValueError, match="multiple of 512"):
         fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)
@@ -173,3 +173,45 @@ def test_the_timbre_terms_weigh_a_lost_partial_as_much_as_the_rest_of_the_crop()
     loud_l1, partial_l1 = timbre_l1(error, loud, partial)
     assert float(error.mean()) == pytest.approx(2.3 * 10 / 8000)
     assert float(partial_l1) == pytest.approx(2.3) and float(loud_l1) == pytest.approx(2.3)
+
+
+def test_the_codec_fine_tune_feeds_the_vocoder_decoded_mels_and_keeps_real_targets(tmp_path):
+    """`vocoder-codec`: half of the crops reach the vocoder as the VAE's round trip with the
+    bundle's texture (what a take's latents become), the other half as real mels; it refuses to
+    run without a trained vocoder and VAE, and continues the vocoder's weights."""
+    from trainer.codec_fit import DECODED_TEXTURE, decoded_mels
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="train the vocoder .* before 'vocoder-codec'"):
+        fit_codec(_waves(), tmp_path, part="vocoder-codec", steps=1, batch=2, segment=4096)
+    fit_codec(_waves(), tmp_path, part="vocoder", steps=1, batch=2, segment=4096)
+    with pytest.raises(ValueError, match="train the VAE .* before 'vocoder-codec'"):
+        fit_codec(_waves(), tmp_path, part="vocoder-codec", steps=1, batch=2, segment=4096)
+    codec = fit_codec(_waves(), tmp_path, part="vae", steps=1, batch=2, segment=4096).eval()
+    plain = load_file(str(tmp_path / "vocoder.safetensors"))
+    logs = []
+    fit_codec(_waves(), tmp_path, part="vocoder-codec", steps=2, batch=2, segment=4096,
+              progress=lambda s, n, l: logs.append(l))
+    assert set(logs[0]) == {"stft", "mel_l1"} and len(logs) == 2
+    after = load_file(str(tmp_path / "vocoder.safetensors"))
+    assert any(not torch.equal(plain[k], after[k]) for k in plain)  # continued those weights
+    assert load_file(str(tmp_path / "vae.safetensors")).keys() == \
+        {f"vae.{k}" for k in codec.vae.state_dict()}  # the VAE it read is untouched
+    assert json.loads((tmp_path / "progress.json").read_text())["vocoder-codec_steps"] == 2
+
+    wave = _waves()[:, :4096]
+    real = codec.mel(wave)
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(decoded_mels(codec, wave, gen(), share=0.0), real)
+    heard = decoded_mels(codec, wave, gen(), share=1.0)
+    with torch.no_grad():
+        round_trip = codec.vae.decode(codec.vae.encode(real).mean)[..., :real.shape[-1]]
+    assert heard.shape == real.shape
+    texture = heard - round_trip  # what is left is the sampled texture alone
+    assert float(texture.std()) == pytest.approx(DECODED_TEXTURE, rel=0.1)
+    assert abs(float(texture.mean())) < 0.02
+    mixed = decoded_mels(codec, wave, torch.Generator().manual_seed(0), share=0.5)
+    kinds = [torch.equal(mixed[i], real[i]) for i in range(len(wave))]
+    assert kinds == [False, False, True, True]  # this draw: crops 2 and 3 stay real...
+    for i, same in enumerate(kinds):  # ...and the others are whole round trips
+        if not same:
+            assert float((mixed[i] - round_trip[i]).std()) == pytest.approx(DECODED_TEXTURE, rel=0.2)

@@ -11,6 +11,13 @@ each trains on its own, in its own file, and `combine_parts` writes the codec fi
 - `vocoder-timbre`: that vocoder trained on (a new learning-rate schedule) with its mel L1 also
   averaged over the loud bins and the partials, as the VAE's: the plain mean left glass and metal
   rings 40 dB too quiet (see `_VocoderLosses.reconstruction`).
+- `vocoder-codec`: that vocoder trained on with half of each batch's input mels replaced by the
+  VAE's round trip of them (the decoded mean with the bundle's sampled texture, exactly what a
+  take's latents reach the vocoder as) while its targets stay the real audio: the practice of
+  fine-tuning a vocoder on its acoustic model's predicted mels (Tacotron 2 / WaveGlow, HiFi-GAN
+  §4.4). A decoded mel differs from a real one mostly where the real one is quiet, and the
+  vocoder trained on real mels alone turned those small differences into a sound the real-only
+  classifier heard as another class (every bouncing ball as wood, issue 14). Needs `vae` too.
 - `vocoder-gan`: a short adversarial fine-tune of that vocoder (hinge loss and feature matching
   over period and multi-resolution spectrogram discriminators, mel L1 x 45 as Vocos weighs it),
   which removes the frame-rate comb (16000 / 256 = 62.5 Hz) that losses on magnitudes leave in
@@ -45,7 +52,12 @@ from engine.errors import UserError
 from trainer.augment import augment
 from trainer.data.windows import decode_audio
 
-PARTS = ("vae", "vae-decoder", "vocoder", "vocoder-timbre", "vocoder-gan")
+PARTS = ("vae", "vae-decoder", "vocoder", "vocoder-timbre", "vocoder-codec", "vocoder-gan")
+# the decoded mel's sampled texture a bundle's codec applies (`codec.mel_noise` of the starter
+# bundle, chosen on held-out scenes: trainer/build_starter.MEL_NOISE); `vocoder-codec` trains
+# on the same observation
+DECODED_TEXTURE = 0.1
+DECODED_SHARE = 0.5
 MEL_WEIGHT_GAN = 45.0  # Vocos's mel_loss_coeff
 LOUD_RANGE = 2.0        # log10 units: bins within 40 dB of the crop's loudest
 LOUD_WEIGHT = 2.0
@@ -107,6 +119,21 @@ def timbre_l1(error: torch.Tensor, loud: torch.Tensor,
     return loud_l1, (per_crop * has_partials).sum() / has_partials.sum().clamp_min(1.0)
 
 
+@torch.no_grad()
+def decoded_mels(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
+                 share: float = DECODED_SHARE) -> torch.Tensor:
+    """The log-mels a vocoder hears: for a random `share` of the crops the VAE's round trip
+    (decoded posterior mean + DECODED_TEXTURE x N(0, 1), as `StarterCodec.vocode` samples it),
+    for the others the real mel."""
+    mel = codec.mel(wave)
+    decoded = codec.vae.decode(codec.vae.encode(mel).mean)
+    frames = mel.shape[-1]
+    decoded = F.pad(decoded, (0, max(0, frames - decoded.shape[-1])), mode="replicate")[..., :frames]
+    decoded = decoded + DECODED_TEXTURE * torch.randn(decoded.shape, generator=gen)
+    chosen = (torch.rand(mel.shape[0], generator=gen) < share)[:, None, None]
+    return torch.where(chosen, decoded, mel)
+
+
 def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
              kl_weight: float, *, beside_weight: float = 0.0,
              frozen_encoder: bool = False) -> tuple[torch.Tensor, dict]:
@@ -151,7 +178,8 @@ class _VocoderLosses:
     def __init__(self):
         self.stft = MultiResolutionSTFTLoss(**_STFT)
 
-    def reconstruction(self, codec: StarterCodec, wave: torch.Tensor, *, timbre: bool = False):
+    def reconstruction(self, codec: StarterCodec, wave: torch.Tensor, *, timbre: bool = False,
+                       heard: Optional[torch.Tensor] = None):
         """(vocoded, multi-resolution STFT loss, mel L1). `timbre`: the mel L1 also averaged
         over the loud bins and the partials, as the VAE's (`timbre_l1`): with the plain mean,
         a glass or metal partial (~1 % of a crop's bins) is worth almost nothing, and the first
@@ -200,14 +228,20 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     target = _part_file(out_dir, part)
     meta = _read_meta(out_dir)
     start = meta.get(f"{part}_steps", 0) if resume else 0
-    if part in ("vocoder-gan", "vocoder-timbre") and meta.get("vocoder_steps", 0) == 0:
+    if part in ("vocoder-gan", "vocoder-timbre", "vocoder-codec") and meta.get("vocoder_steps", 0) == 0:
         raise UserError(f"{out_dir}: train the vocoder (part 'vocoder') before {part!r}")
     if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
         raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
     if part == "vocoder" and meta.get("vocoder-gan_steps", 0) and start < steps:
         raise UserError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
                         f"train more vocoder steps in a new --out folder")
-    if target.exists() and (resume or part in ("vocoder-gan", "vocoder-timbre", "vae-decoder")):
+    if part == "vocoder-codec" and meta.get("vae_steps", 0) == 0:
+        raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vocoder-codec': the "
+                        f"vocoder learns to render its decoded mels")
+    if part == "vocoder-codec":
+        _load_part(codec, _part_file(out_dir, "vae"), "vae")
+    if target.exists() and (resume or part in ("vocoder-gan", "vocoder-timbre", "vocoder-codec",
+                                               "vae-decoder")):
         _load_part(codec, target, prefix)
     elif part == "vae":
         mean, std = mel_statistics(codec, waves, torch.Generator().manual_seed(seed + 1),
@@ -237,6 +271,8 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     codec.train()
     if part == "vae-decoder":
         codec.vae.encoder.eval()
+    if part == "vocoder-codec":
+        codec.vae.eval()
 
     def save(step: int) -> None:
         state = {f"{prefix}.{k}": v.contiguous() for k, v in module.state_dict().items()}
@@ -259,6 +295,10 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
                                   frozen_encoder=True)
         elif part in ("vocoder", "vocoder-timbre"):
             _, stft, mel_l1 = losses.reconstruction(codec, wave, timbre=part == "vocoder-timbre")
+            loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
+        elif part == "vocoder-codec":
+            heard = decoded_mels(codec, wave, gen)
+            _, stft, mel_l1 = losses.reconstruction(codec, wave, timbre=True, heard=heard)
             loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
         else:
             vocoded, stft, mel_l1 = losses.reconstruction(codec, wave)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import opentimelineio as otio
 
@@ -243,31 +243,49 @@ def _patches_fcpxml(source: Path, fmt: Optional[str]) -> bool:
     return source.suffix.lower() == ".fcpxml" and fmt in (None, "fcpxml")
 
 
-def segment_request(job: _Job, segment: Segment, index: int):
-    """Segment `index`'s TakeRequest: its media range with whole-frame handles, the timeline's
-    take names (the next free version now), time of day and rate."""
-    from engine.jobs import TakeRequest
+class _Span(NamedTuple):
+    """Where a segment's take is cut from its media: the body and its whole-frame handles."""
+    media: Path
+    body_start: Fraction
+    body_duration: Fraction
+    record_offset: Fraction
+    head_frames: int
+    head: Fraction
+    tail: Fraction
+
+
+def _segment_span(job: _Job, segment: Segment) -> _Span:
+    """One computation for the request and the placement, so the handle a take was cut with is
+    the handle it is placed with."""
     from engine.media.decode import probe
-    settings, timeline = job.settings, job.timeline
-    frame_rate = _frame_rate(segment)
-    start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
     media = job.files[segment.media or f"<no media: {segment.clip_name}>"]
     info = probe(media)
     body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
     record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
-    _, head, tail = handles(body_start, body_duration, info.duration, record_offset, frame_rate)
+    head_frames, head, tail = handles(body_start, body_duration, info.duration, record_offset,
+                                      _frame_rate(segment))
+    return _Span(media, body_start, body_duration, record_offset, head_frames, head, tail)
+
+
+def segment_request(job: _Job, segment: Segment, index: int):
+    """Segment `index`'s TakeRequest: its media range with whole-frame handles, the timeline's
+    take names (the next free version now), time of day and rate."""
+    from engine.jobs import TakeRequest
+    settings, timeline = job.settings, job.timeline
+    start_tc = timeline.global_start_time.to_seconds() if timeline.global_start_time else 0.0
+    span = _segment_span(job, segment)
     stem = timeline_take_stem(timeline.name, segment.clip_name, settings.prompt)
     version, paths = timeline_take_paths(job.out_dir, stem, settings.takes)
     return TakeRequest(
-        media=media, out=job.out_dir, start=body_start - head,
-        end=body_start + body_duration + tail, prompt=settings.prompt,
+        media=span.media, out=job.out_dir, start=span.body_start - span.head,
+        end=span.body_start + span.body_duration + span.tail, prompt=settings.prompt,
         negative_prompt=settings.negative_prompt, guidance=settings.guidance,
         mode=settings.mode, steps=settings.steps,
         seed=(settings.seed + 1000 * index) % 2 ** 64, takes=settings.takes,
         best_of=settings.best_of, bundle=settings.bundle, device=settings.device,
         preview=False, paths=tuple(paths),
-        record_start=Fraction(start_tc).limit_denominator(10 ** 6) + record_offset,
-        frame_rate=frame_rate, head_handle=head,
+        record_start=Fraction(start_tc).limit_denominator(10 ** 6) + span.record_offset,
+        frame_rate=_frame_rate(segment), head_handle=span.head,
         extra_provenance={"version": version, "source_clip": segment.clip_name})
 
 
@@ -279,7 +297,7 @@ def segment_placements(job: _Job, segment: Segment, report) -> tuple[list[Placem
     """(placements, report rows) of one segment's delivered takes (a `TakesReport`)."""
     from engine.media.bwf import OUTPUT_RATE
     frame_rate, rate = _frame_rate(segment), segment.rate
-    head_frames = _head_frames(job, segment)  # as segment_request cut the handle
+    head_frames = _segment_span(job, segment).head_frames  # as segment_request cut it
     file_frames = _file_frames(report.takes[0].path, frame_rate, OUTPUT_RATE)
     placements, rows = [], []
     for take in report.takes:
@@ -290,14 +308,6 @@ def segment_placements(job: _Job, segment: Segment, report) -> tuple[list[Placem
         rows.append({"wav": str(take.path), "take": take.index, "clip": segment.clip_name,
                      "seed": take.seed, "sync_score": take.sync_score, **job.record(segment)})
     return placements, rows
-
-
-def _head_frames(job: _Job, segment: Segment) -> int:
-    from engine.media.decode import probe
-    info = probe(job.files[segment.media or f"<no media: {segment.clip_name}>"])
-    body_start, body_duration = _media_seconds(segment, _media_origin(segment, info))
-    record_offset = Fraction(segment.record_range.start_time.to_seconds()).limit_denominator(10 ** 6)
-    return handles(body_start, body_duration, info.duration, record_offset, _frame_rate(segment))[0]
 
 
 def _generate_and_insert(plan: FoleyPlan, progress: Optional[Callable[[int, int], None]],
