@@ -31,10 +31,12 @@ def test_the_shipped_bundle_is_small_complete_and_records_its_defaults():
     assert set(bundle.defaults) == {"guidance", "mode", "steps"}
     assert bundle.defaults["mode"] == "scaled" and bundle.defaults["steps"] == 1
     assert manifest["licence"] == "MF-MJT starter model licence (ours)"
-    # 2500 steps (decay at 2000), then a warm restart to 5000 (decay at 4200); its raw weights
-    # and a mel texture of 0.1 beat the EMA and the other textures on held-out scenes (model
-    # card, "Choices")
-    assert manifest["provenance"]["steps"] == 5000 and manifest["provenance"]["weights"] == "model"
+    # 2500 steps (decay at 2000), a warm restart to 5000 (decay at 4200), then 1500 steps of
+    # the picture fine-tune from its raw weights; raw weights and a mel texture of 0.1 beat the
+    # EMA and the other textures on held-out scenes (model card, "Choices")
+    provenance = manifest["provenance"]
+    assert provenance["recipe"] == "starter-picture" and provenance["steps"] == 1500
+    assert provenance["weights"] == "model" and "5000 steps" in provenance["init"]
     assert manifest["codec"]["version"] == 2 and manifest["network"]["config"]["latent_dim"] == 20
     assert manifest["codec"]["mel_noise"] == 0.1
     shipped = sum(p.stat().st_size for p in starter_bundle_dir().parent.rglob("*") if p.is_file())

@@ -17,8 +17,11 @@ classifier beside it; then export, defaults and demo):
   latents      the cache's latents again after the VAE trained further (features kept)
   fit          the `starter` network with the `starter` recipe on the cache, as the shipped
                model was: 2500 steps (decay at 2000), then a warm restart to 5000 (decay at 4200)
+  picture      that network (raw weights) fine-tuned with the `starter-picture` recipe (captions
+               dropped in 85 % of the samples, so the picture decides the material): the
+               shipped network since the sixth pass of issue 14
   classifier   the evaluator's classifier on 1500 train clips, real audio only (trainer/assets)
-  export       the bundle: EMA network + codec + starter encoders + defaults
+  export       the bundle: the `picture` run's network + codec + starter encoders + defaults
   defaults     the default guidance strength, chosen on held-out scenes that the gate never uses
   demo         the demo clip (engine/assets/demo)
   ablation     short runs for the r != t ratio experiment (model card, table c)
@@ -43,6 +46,12 @@ TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # the shipped network's schedule (model card, "Choices"): the recipe's learning rate, decayed at
 # 2000 of 2500 steps, then restarted from that checkpoint and decayed again at 4200 of 5000
 FIT_SCHEDULE = (dict(steps=2500, decay_steps=(2000,)), dict(steps=5000, decay_steps=(4200,)))
+# then the picture fine-tune from that network's raw weights (model card, "Choices"); its run is
+# the one a bundle ships
+PICTURE = dict(recipe="starter-picture", init_weights="model")
+SHIPPED_RUN = "picture"
+SHIPPED_PROVENANCE = {"recipe": PICTURE["recipe"],
+                      "init": "the fit run (recipe starter, 5000 steps), raw weights"}
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
 # then the decoder alone, with the bins beside partials weighed (the encoder, so the latents the
 # network trains on, unchanged): it can run beside the network's fit
@@ -204,6 +213,36 @@ def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
     _log("fit", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
 
 
+def stage_picture(out: Path, *, threads: int = 1) -> None:
+    """The third run: the fitted network fine-tuned so that the picture, not the caption,
+    decides the material (recipes/starter-picture.toml). It starts from the fit run's raw
+    weights, exported as a bundle of its own (runs/starter/fit-bundle) as `mfmjt train fit
+    --init` would start from it."""
+    import dataclasses
+
+    from engine.bundles import load_bundle
+    from trainer.loop import train
+    from trainer.recipe import load_recipe
+    torch.set_num_threads(threads)
+    base = out / "fit-bundle"
+    if not (base / "manifest.json").exists():
+        stage_export(out, base, run_name="run", weights=PICTURE["init_weights"])
+    recipe = load_recipe(PICTURE["recipe"])
+    torch.manual_seed(recipe.seed)
+    network = load_bundle(base).network
+    start = time.time()
+
+    def progress(step, total, loss):
+        if step % 50 == 0 or step == total:
+            _log("picture", f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
+    result = train(network, cached_shards(out), recipe, out / SHIPPED_RUN / "checkpoints",
+                   resume=True, progress=progress, log_dir=out / SHIPPED_RUN / "tensorboard")
+    (out / SHIPPED_RUN / "run.json").write_text(json.dumps(
+        {"init": str(base), "recipe": dataclasses.asdict(recipe), "steps": result.step,
+         "status": result.status}, indent=2, default=str))
+    _log("picture", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
+
+
 def stage_classifier(out: Path, target: Path) -> None:
     from trainer.classifier import save_classifier, train_classifier
     from trainer.codec_fit import load_waves
@@ -226,9 +265,9 @@ def stage_classifier(out: Path, target: Path) -> None:
 KEPT_BESIDE_BUNDLE = ("MODEL_CARD.md", "demo_take_fingerprint.json")
 
 
-def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: dict | None = None,
+def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaults: dict | None = None,
                  weights: str = "ema", codec_file: Path | None = None,
-                 mel_noise: float | None = None) -> Path:
+                 mel_noise: float | None = None, provenance: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
     from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
@@ -248,7 +287,10 @@ def stage_export(out: Path, target: Path, *, run_name: str = "run", defaults: di
         codec=codec_desc, encoders=encoder_desc, licence="MF-MJT starter model licence (ours)",
         extra_files={STARTER_CODEC_FILE: load_file(str(codec_file or out / "codec" / "codec.safetensors"))},
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
-        provenance_extra={"command": "python -m trainer.build_starter all"}, weights=weights)
+        provenance_extra={"command": "python -m trainer.build_starter all",
+                          **(SHIPPED_PROVENANCE if run_name == SHIPPED_RUN else {}),
+                          **(provenance or {})},
+        weights=weights)
     for name, data in kept.items():
         (path / name).write_bytes(data)
     _log("export", f"bundle {path}")
@@ -328,14 +370,15 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["all", "data", "codec", "vae", "vae-decoder", "combine",
                                           "vocoder", "vocoder-timbre",
-                                          "vocoder-gan", "cache", "latents", "fit", "classifier", "export",
+                                          "vocoder-gan", "cache", "latents", "fit", "picture", "classifier", "export",
                                           "demo", "ablation", "defaults"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
     parser.add_argument("--bundle", type=Path, default=starter_bundle_dir(),
                         help="where `export` writes the bundle (default: the shipped one)")
     parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--weights", choices=["ema", "model"], default="ema",
-                        help="which weights `export` and `defaults` ship (see the model card)")
+    parser.add_argument("--weights", choices=["ema", "model"], default="model",
+                        help="which weights `export` and `defaults` ship (default: the raw "
+                             "weights, the model card's choice over the EMA)")
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -371,6 +414,8 @@ def main(argv=None) -> int:
         for schedule in FIT_SCHEDULE:  # the shipped model's two runs; each resumes the last
             stage_fit(out, max_steps=args.max_steps, overrides=schedule,
                       threads=1 if stage == "all" else WORKERS)
+    if stage in ("all", "picture"):
+        stage_picture(out, threads=1 if stage == "all" else WORKERS)
     if stage == "classifier":
         stage_classifier(out, CLASSIFIER_PATH)
     if stage == "ablation":
