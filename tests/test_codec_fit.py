@@ -211,7 +211,46 @@ def test_the_codec_fine_tune_feeds_the_vocoder_decoded_mels_and_keeps_real_targe
     assert abs(float(texture.mean())) < 0.02
     mixed = decoded_mels(codec, wave, torch.Generator().manual_seed(0), share=0.5)
     kinds = [torch.equal(mixed[i], real[i]) for i in range(len(wave))]
-    assert kinds == [False, False, True, True]  # this draw: crops 2 and 3 stay real...
+    assert set(kinds) == {True, False}  # this draw keeps some crops real...
     for i, same in enumerate(kinds):  # ...and the others are whole round trips
         if not same:
             assert float((mixed[i] - round_trip[i]).std()) == pytest.approx(DECODED_TEXTURE, rel=0.2)
+
+
+def test_the_codec_fine_tune_trains_the_vocoder_on_what_decoded_mels_gives_it(tmp_path,
+                                                                             monkeypatch):
+    """The vocoder's input in a `vocoder-codec` step is the mel `decoded_mels` returned, and its
+    targets stay the real audio's mel; in a `vocoder-timbre` step its input is the real mel.
+    (The first version of the part built the decoded mels and then vocoded the real ones.)"""
+    import trainer.codec_fit as codec_fit
+    fit_codec(_waves(), tmp_path, part="vae", steps=1, batch=2, segment=4096)
+    fit_codec(_waves(), tmp_path, part="vocoder", steps=1, batch=2, segment=4096)
+    given, real_mels = [], []
+    original_decoded = codec_fit.decoded_mels
+
+    def every_crop_decoded(codec, wave, gen):
+        real_mels.append(codec.mel(wave))
+        given.append(original_decoded(codec, wave, gen, share=1.0))
+        return given[-1]
+    monkeypatch.setattr(codec_fit, "decoded_mels", every_crop_decoded)
+    heard = []
+
+    class Recording(StarterCodec):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.vocoder.register_forward_pre_hook(lambda module, inputs: heard.append(inputs[0]))
+            self.mel.register_forward_hook(lambda module, inputs, output: mels.append(output))
+    mels = []
+    monkeypatch.setattr(codec_fit, "StarterCodec", Recording)
+    fit_codec(_waves(), tmp_path, part="vocoder-codec", steps=1, batch=2, segment=4096)
+    assert len(given) == 1 and len(heard) == 1
+    assert torch.equal(heard[0], given[0])  # the decoded mels reached the vocoder...
+    assert not torch.allclose(heard[0], real_mels[0], atol=0.05)  # ...not the real ones
+    heard.clear()
+    mels.clear()
+    fit_codec(_waves(), tmp_path, part="vocoder-timbre", steps=1, batch=2, segment=4096)
+    assert len(heard) == 1 and len(given) == 1  # no decoded mels for the timbre part
+    assert torch.equal(heard[0], mels[0])  # its input is the step's real mel
+    with pytest.raises(ValueError, match="already fine-tuned on decoded mels"):
+        fit_codec(_waves(), tmp_path, part="vocoder", steps=2, batch=2, segment=4096,
+                  resume=True)

@@ -3,8 +3,8 @@
     python -m trainer.build_starter all --out runs/starter
 
 Stages (each resumable; `all` runs data; the codec (VAE on one core, vocoder then its timbre
-terms on the other); the cache as soon as the VAE is done; the network with the evaluator's
-classifier beside it; then export, defaults and demo):
+terms on the other); the cache as soon as the VAE is done; the network and then its picture
+fine-tune with the evaluator's classifier beside them; then export, defaults and demo):
   data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
   codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` side by side,
                then codec/codec.safetensors (float16)
@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from engine.errors import UserError
+
 WORKERS = 2
 TRAIN_SCENES, VALIDATION_SCENES = 3000, 64
 # codec version 2 (issue 14): each part on 1600 varied scenes, one thread each, side by side
@@ -50,8 +52,9 @@ FIT_SCHEDULE = (dict(steps=2500, decay_steps=(2000,)), dict(steps=5000, decay_st
 # the one a bundle ships
 PICTURE = dict(recipe="starter-picture", init_weights="model")
 SHIPPED_RUN = "picture"
-SHIPPED_PROVENANCE = {"recipe": PICTURE["recipe"],
-                      "init": "the fit run (recipe starter, 5000 steps), raw weights"}
+# what the shipped bundle's picture run started from when no fit-bundle records it (that run was
+# `mfmjt train fit --init` the previous shipped bundle: the fit run's raw weights at 5000 steps)
+SHIPPED_INIT = "the fit run (recipe starter, 5000 steps), raw weights"
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
 # then the decoder alone, with the bins beside partials weighed (the encoder, so the latents the
 # network trains on, unchanged): it can run beside the network's fit
@@ -213,7 +216,7 @@ def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
     _log("fit", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
 
 
-def stage_picture(out: Path, *, threads: int = 1) -> None:
+def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None) -> None:
     """The third run: the fitted network fine-tuned so that the picture, not the caption,
     decides the material (recipes/starter-picture.toml). It starts from the fit run's raw
     weights, exported as a bundle of its own (runs/starter/fit-bundle) as `mfmjt train fit
@@ -221,11 +224,22 @@ def stage_picture(out: Path, *, threads: int = 1) -> None:
     import dataclasses
 
     from engine.bundles import load_bundle
+    from trainer.checkpoint import latest_checkpoint
     from trainer.loop import train
     from trainer.recipe import load_recipe
     torch.set_num_threads(threads)
     base = out / "fit-bundle"
-    if not (base / "manifest.json").exists():
+    fitted = latest_checkpoint(out / "run" / "checkpoints")
+    if fitted is None:
+        raise UserError(f"{out / 'run'}: no fitted network; run the `fit` stage first")
+    fitted_steps = int(fitted.stem.split("-")[-1])
+    based_on = json.loads((base / "manifest.json").read_text())["provenance"]["steps"] \
+        if (base / "manifest.json").exists() else None
+    if based_on != fitted_steps:  # the fit run went on since: start from where it is now
+        if latest_checkpoint(out / SHIPPED_RUN / "checkpoints") is not None:
+            raise UserError(f"{out / SHIPPED_RUN}: that fine-tune started from the fit run at "
+                            f"{based_on or 'unknown'} steps, which is now at {fitted_steps}; move "
+                            f"{out / SHIPPED_RUN} and {base} aside to fine-tune the new one")
         stage_export(out, base, run_name="run", weights=PICTURE["init_weights"])
     recipe = load_recipe(PICTURE["recipe"])
     torch.manual_seed(recipe.seed)
@@ -236,7 +250,8 @@ def stage_picture(out: Path, *, threads: int = 1) -> None:
         if step % 50 == 0 or step == total:
             _log("picture", f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
     result = train(network, cached_shards(out), recipe, out / SHIPPED_RUN / "checkpoints",
-                   resume=True, progress=progress, log_dir=out / SHIPPED_RUN / "tensorboard")
+                   resume=True, max_steps=max_steps, progress=progress,
+                   log_dir=out / SHIPPED_RUN / "tensorboard")
     (out / SHIPPED_RUN / "run.json").write_text(json.dumps(
         {"init": str(base), "recipe": dataclasses.asdict(recipe), "steps": result.step,
          "status": result.status}, indent=2, default=str))
@@ -265,8 +280,20 @@ def stage_classifier(out: Path, target: Path) -> None:
 KEPT_BESIDE_BUNDLE = ("MODEL_CARD.md", "demo_take_fingerprint.json")
 
 
+def _picture_provenance(out: Path) -> dict:
+    """The shipped run's recipe and what it started from (the fit-bundle's own provenance)."""
+    manifest = out / "fit-bundle" / "manifest.json"
+    if not manifest.exists():
+        return {"recipe": PICTURE["recipe"], "init": SHIPPED_INIT}
+    base = json.loads(manifest.read_text())["provenance"]
+    kind = "raw" if base.get("weights") == "model" else "EMA"
+    return {"recipe": PICTURE["recipe"],
+            "init": f"the fit run (recipe {base.get('recipe')}, {base.get('steps')} steps), "
+                    f"{kind} weights"}
+
+
 def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaults: dict | None = None,
-                 weights: str = "ema", codec_file: Path | None = None,
+                 weights: str = "model", codec_file: Path | None = None,
                  mel_noise: float | None = None, provenance: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
@@ -274,6 +301,10 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
     from trainer.checkpoint import latest_checkpoint
     from trainer.export import export_checkpoint
     checkpoint = latest_checkpoint(out / run_name / "checkpoints")
+    if checkpoint is None:
+        stage = "picture" if run_name == SHIPPED_RUN else "fit"
+        raise UserError(f"{out / run_name}: no checkpoint to export; run the `{stage}` stage "
+                        f"first (python -m trainer.build_starter {stage} --out {out})")
     codec_desc, encoder_desc = starter_descriptors(
         ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise)
     # the card and the demo fingerprint live beside the bundle's files: keep them
@@ -288,7 +319,7 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
         extra_files={STARTER_CODEC_FILE: load_file(str(codec_file or out / "codec" / "codec.safetensors"))},
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
         provenance_extra={"command": "python -m trainer.build_starter all",
-                          **(SHIPPED_PROVENANCE if run_name == SHIPPED_RUN else {}),
+                          **(_picture_provenance(out) if run_name == SHIPPED_RUN else {}),
                           **(provenance or {})},
         weights=weights)
     for name, data in kept.items():
@@ -332,7 +363,7 @@ def stage_ablation(out: Path) -> None:
 GUIDANCE_CHOICE = dict(scenes=40, seed=1000)  # choose w on these, report the gate on others
 
 
-def stage_defaults(out: Path, target: Path, *, weights: str = "ema") -> dict:
+def stage_defaults(out: Path, target: Path, *, weights: str = "model") -> dict:
     """Choose the default guidance strength (one step, CFG-scaled) on held-out scenes that are
     not the gate's (evaluation seed 1000), and export the bundle again with it recorded."""
     from engine.pipeline import FoleyPipeline
@@ -415,7 +446,7 @@ def main(argv=None) -> int:
             stage_fit(out, max_steps=args.max_steps, overrides=schedule,
                       threads=1 if stage == "all" else WORKERS)
     if stage in ("all", "picture"):
-        stage_picture(out, threads=1 if stage == "all" else WORKERS)
+        stage_picture(out, threads=1 if stage == "all" else WORKERS, max_steps=args.max_steps)
     if stage == "classifier":
         stage_classifier(out, CLASSIFIER_PATH)
     if stage == "ablation":

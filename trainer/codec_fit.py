@@ -184,9 +184,11 @@ class _VocoderLosses:
         over the loud bins and the partials, as the VAE's (`timbre_l1`): with the plain mean,
         a glass or metal partial (~1 % of a crop's bins) is worth almost nothing, and the first
         trained vocoder rendered a glass ring 40 dB too quiet (its predicted magnitude at the
-        partial 0.01 against 60); with these terms it rings again (issue 14, model card)."""
+        partial 0.01 against 60); with these terms it rings again (issue 14, model card).
+        `heard`: the mel the vocoder is given instead of the real one (a decoded mel); the
+        targets stay the real audio and its mel."""
         mel = codec.mel(wave)
-        vocoded = codec.vocoder(mel).squeeze(1)
+        vocoded = codec.vocoder(mel if heard is None else heard).squeeze(1)
         stft = self.stft(vocoded[:, None], wave[:, None])
         error = (codec.mel(vocoded) - mel).abs()
         mel_l1 = error.mean()
@@ -232,9 +234,11 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         raise UserError(f"{out_dir}: train the vocoder (part 'vocoder') before {part!r}")
     if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
         raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
-    if part == "vocoder" and meta.get("vocoder-gan_steps", 0) and start < steps:
-        raise UserError(f"{out_dir}: the vocoder there was already fine-tuned adversarially; "
-                        f"train more vocoder steps in a new --out folder")
+    if part == "vocoder" and start < steps:
+        for later, what in (("vocoder-gan", "adversarially"), ("vocoder-codec", "on decoded mels")):
+            if meta.get(f"{later}_steps", 0):
+                raise UserError(f"{out_dir}: the vocoder there was already fine-tuned {what}; "
+                                f"train more vocoder steps in a new --out folder")
     if part == "vocoder-codec" and meta.get("vae_steps", 0) == 0:
         raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vocoder-codec': the "
                         f"vocoder learns to render its decoded mels")
