@@ -108,8 +108,15 @@ def make_window(qtbot, tmp_path, monkeypatch):
     return make
 
 
+def _run_handled(window) -> bool:
+    """The worker is done and the window has handled the run's end: the runner's `finished`
+    signal reaches the UI thread queued, a moment after `runner.busy` turns false, and only its
+    handler enables Generate again (under a loaded CPU a check in between saw it disabled)."""
+    return not window.runner.busy and window.generate_button.isEnabled()
+
+
 def _wait_takes(qtbot, window, count: int) -> None:
-    qtbot.waitUntil(lambda: len(window.take_list.rows) >= count and not window.runner.busy
+    qtbot.waitUntil(lambda: len(window.take_list.rows) >= count and _run_handled(window)
                     and not window.loading_takes, timeout=GENERATION_TIMEOUT_MS)
 
 
@@ -272,7 +279,7 @@ def test_cancel_stops_within_a_moment_and_writes_nothing(qtbot, make_window, tmp
     qtbot.waitUntil(lambda: window.runner._job_id is not None, timeout=20_000)
     started = time.monotonic()
     qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: _run_handled(window), timeout=10_000)
     assert time.monotonic() - started < 3.0
     assert window.stage.text().startswith("cancelled") and window.generate_button.isEnabled()
     assert not (tmp_path / "demo_foley_takes").exists()  # made for the run, left empty, removed
@@ -320,7 +327,7 @@ def test_offline_timeline_media_offers_relink(qtbot, make_window, starter_engine
     qtbot.waitUntil(lambda: window.viewer.message.startswith("no picture here"), timeout=10_000)
     assert window.viewer.image is None
     assert window.generate()
-    qtbot.waitUntil(lambda: bool(window.errors) and not window.runner.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(window.errors) and _run_handled(window), timeout=30_000)
     assert window.errors[-1][0].startswith("offline media under the selection: shot_a")
     buttons = [b.text() for box in window.findChildren(QMessageBox) for b in box.buttons()]
     assert "Relink by folder…" in buttons
@@ -371,7 +378,7 @@ def test_the_same_flow_on_the_http_engine(qtbot, make_window, tmp_path, monkeypa
         assert window.generate()
         qtbot.waitUntil(lambda: window.runner._job_id is not None, timeout=20_000)
         process.kill()
-        qtbot.waitUntil(lambda: bool(window.errors) and not window.runner.busy, timeout=60_000)
+        qtbot.waitUntil(lambda: bool(window.errors) and _run_handled(window), timeout=60_000)
         assert "\n" not in window.errors[-1][0] and window.generate_button.isEnabled()
         assert len(window.take_list.rows) == 1 and window.stage.text().startswith("failed")
         window.errors.clear()
@@ -379,7 +386,7 @@ def test_the_same_flow_on_the_http_engine(qtbot, make_window, tmp_path, monkeypa
         stop(process)
     # the engine is gone: the next generation says so in a line, and the panel keeps working
     assert window.generate()
-    qtbot.waitUntil(lambda: bool(window.errors) and not window.runner.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(window.errors) and _run_handled(window), timeout=30_000)
     assert "\n" not in window.errors[-1][0] and window.generate_button.isEnabled()
 
 
