@@ -188,32 +188,41 @@ def cached_shards(out: Path) -> list[dict]:
     return [s for p in range(WORKERS) for s in load_shards(out / "cache" / f"part-{p}")]
 
 
+def _train_run(out: Path, run_name: str, network, recipe, *, label: str, max_steps: int | None,
+               record: dict | None = None) -> None:
+    """Train `network` with `recipe` on the cache into out/run_name (resumable), logging every
+    50 steps as `label`, and write its run.json (`record` added to it)."""
+    import dataclasses
+
+    from trainer.loop import train
+    start = time.time()
+
+    def progress(step, total, loss):
+        if step % 50 == 0 or step == total:
+            _log(label, f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
+    result = train(network, cached_shards(out), recipe, out / run_name / "checkpoints",
+                   resume=True, max_steps=max_steps, progress=progress,
+                   log_dir=out / run_name / "tensorboard")
+    (out / run_name / "run.json").write_text(json.dumps(
+        {**(record or {}), "recipe": dataclasses.asdict(recipe), "steps": result.step,
+         "status": result.status}, indent=2, default=str))
+    _log(label, f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
+
+
 def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
               max_steps: int | None = None, overrides: dict | None = None,
               threads: int = 1) -> None:
     import dataclasses
 
     from trainer.export import new_network
-    from trainer.loop import train
     from trainer.recipe import load_recipe
     torch.set_num_threads(threads)
     recipe = load_recipe(recipe_name)
     if overrides:
         recipe = dataclasses.replace(recipe, **overrides)
     torch.manual_seed(recipe.seed)
-    network = new_network("starter", out / "cache")
-    start = time.time()
-
-    def progress(step, total, loss):
-        if step % 50 == 0 or step == total:
-            _log("fit", f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
-    result = train(network, cached_shards(out), recipe, out / run_name / "checkpoints",
-                   resume=True, max_steps=max_steps, progress=progress,
-                   log_dir=out / run_name / "tensorboard")
-    (out / run_name / "run.json").write_text(json.dumps(
-        {"recipe": dataclasses.asdict(recipe), "steps": result.step, "status": result.status},
-        indent=2, default=str))
-    _log("fit", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
+    _train_run(out, run_name, new_network("starter", out / "cache"), recipe, label="fit",
+               max_steps=max_steps)
 
 
 def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None) -> None:
@@ -221,18 +230,15 @@ def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None) 
     decides the material (recipes/starter-picture.toml). It starts from the fit run's raw
     weights, exported as a bundle of its own (runs/starter/fit-bundle) as `mfmjt train fit
     --init` would start from it."""
-    import dataclasses
-
     from engine.bundles import load_bundle
-    from trainer.checkpoint import latest_checkpoint
-    from trainer.loop import train
+    from trainer.checkpoint import checkpoint_step, latest_checkpoint
     from trainer.recipe import load_recipe
     torch.set_num_threads(threads)
     base = out / "fit-bundle"
     fitted = latest_checkpoint(out / "run" / "checkpoints")
     if fitted is None:
         raise UserError(f"{out / 'run'}: no fitted network; run the `fit` stage first")
-    fitted_steps = int(fitted.stem.split("-")[-1])
+    fitted_steps = checkpoint_step(fitted)
     based_on = json.loads((base / "manifest.json").read_text())["provenance"]["steps"] \
         if (base / "manifest.json").exists() else None
     if based_on != fitted_steps:  # the fit run went on since: start from where it is now
@@ -243,19 +249,8 @@ def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None) 
         stage_export(out, base, run_name="run", weights=PICTURE["init_weights"])
     recipe = load_recipe(PICTURE["recipe"])
     torch.manual_seed(recipe.seed)
-    network = load_bundle(base).network
-    start = time.time()
-
-    def progress(step, total, loss):
-        if step % 50 == 0 or step == total:
-            _log("picture", f"{step}/{total} {time.time() - start:.0f}s loss {loss:.4f}")
-    result = train(network, cached_shards(out), recipe, out / SHIPPED_RUN / "checkpoints",
-                   resume=True, max_steps=max_steps, progress=progress,
-                   log_dir=out / SHIPPED_RUN / "tensorboard")
-    (out / SHIPPED_RUN / "run.json").write_text(json.dumps(
-        {"init": str(base), "recipe": dataclasses.asdict(recipe), "steps": result.step,
-         "status": result.status}, indent=2, default=str))
-    _log("picture", f"{result.status} at step {result.step}, loss {result.last_loss:.4f}")
+    _train_run(out, SHIPPED_RUN, load_bundle(base).network, recipe, label="picture",
+               max_steps=max_steps, record={"init": str(base)})
 
 
 def stage_classifier(out: Path, target: Path) -> None:

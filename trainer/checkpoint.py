@@ -64,13 +64,14 @@ def save_checkpoint(out_dir: Path, *, network: torch.nn.Module, ema: dict[str, t
         raise
     # rotation: only this run's earlier checkpoints, never the one just written
     earlier = [p for p in sorted(out_dir.glob(f"{PREFIX}*.safetensors"))
-               if _step_of(p) is not None and _step_of(p) < position.step]
+               if checkpoint_step(p) is not None and checkpoint_step(p) < position.step]
     for old in earlier[:max(0, len(earlier) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return final
 
 
-def _step_of(path: Path) -> Optional[int]:
+def checkpoint_step(path: Path) -> Optional[int]:
+    """The training step a checkpoint file was written at (None for a name of another kind)."""
     digits = path.name[len(PREFIX):].split(".", 1)[0]
     return int(digits) if digits.isdigit() else None
 

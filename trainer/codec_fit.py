@@ -120,12 +120,11 @@ def timbre_l1(error: torch.Tensor, loud: torch.Tensor,
 
 
 @torch.no_grad()
-def decoded_mels(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
+def decoded_mels(codec: StarterCodec, mel: torch.Tensor, gen: torch.Generator,
                  share: float = DECODED_SHARE) -> torch.Tensor:
-    """The log-mels a vocoder hears: for a random `share` of the crops the VAE's round trip
-    (decoded posterior mean + DECODED_TEXTURE x N(0, 1), as `StarterCodec.vocode` samples it),
-    for the others the real mel."""
-    mel = codec.mel(wave)
+    """The log-mels a vocoder hears for real ones (B, bins, frames): for a random `share` of the
+    crops the VAE's round trip (decoded posterior mean + DECODED_TEXTURE x N(0, 1), as
+    `StarterCodec.vocode` samples it), for the others the real mel itself."""
     decoded = codec.vae.decode(codec.vae.encode(mel).mean)
     frames = mel.shape[-1]
     decoded = F.pad(decoded, (0, max(0, frames - decoded.shape[-1])), mode="replicate")[..., :frames]
@@ -179,16 +178,16 @@ class _VocoderLosses:
         self.stft = MultiResolutionSTFTLoss(**_STFT)
 
     def reconstruction(self, codec: StarterCodec, wave: torch.Tensor, *, timbre: bool = False,
-                       heard: Optional[torch.Tensor] = None):
+                       hear: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         """(vocoded, multi-resolution STFT loss, mel L1). `timbre`: the mel L1 also averaged
         over the loud bins and the partials, as the VAE's (`timbre_l1`): with the plain mean,
         a glass or metal partial (~1 % of a crop's bins) is worth almost nothing, and the first
         trained vocoder rendered a glass ring 40 dB too quiet (its predicted magnitude at the
         partial 0.01 against 60); with these terms it rings again (issue 14, model card).
-        `heard`: the mel the vocoder is given instead of the real one (a decoded mel); the
-        targets stay the real audio and its mel."""
+        `hear`: what the vocoder is given instead of the real mel, made from it (a decoded
+        mel); the targets stay the real audio and its mel."""
         mel = codec.mel(wave)
-        vocoded = codec.vocoder(mel if heard is None else heard).squeeze(1)
+        vocoded = codec.vocoder(mel if hear is None else hear(mel)).squeeze(1)
         stft = self.stft(vocoded[:, None], wave[:, None])
         error = (codec.mel(vocoded) - mel).abs()
         mel_l1 = error.mean()
@@ -297,12 +296,10 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         elif part == "vae-decoder":
             loss, logs = vae_loss(codec, wave, gen, kl_weight, beside_weight=BESIDE_WEIGHT,
                                   frozen_encoder=True)
-        elif part in ("vocoder", "vocoder-timbre"):
-            _, stft, mel_l1 = losses.reconstruction(codec, wave, timbre=part == "vocoder-timbre")
-            loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
-        elif part == "vocoder-codec":
-            heard = decoded_mels(codec, wave, gen)
-            _, stft, mel_l1 = losses.reconstruction(codec, wave, timbre=True, heard=heard)
+        elif part in ("vocoder", "vocoder-timbre", "vocoder-codec"):
+            hear = (lambda mel: decoded_mels(codec, mel, gen)) if part == "vocoder-codec" else None
+            _, stft, mel_l1 = losses.reconstruction(codec, wave, timbre=part != "vocoder",
+                                                    hear=hear)
             loss, logs = stft + mel_l1, {"stft": stft.item(), "mel_l1": mel_l1.item()}
         else:
             vocoded, stft, mel_l1 = losses.reconstruction(codec, wave)

@@ -58,9 +58,9 @@ def _export(run: Path, out: Path, init: Path) -> Path:
 
 
 def _steps_done(run: Path) -> int:
-    from trainer.checkpoint import latest_checkpoint
+    from trainer.checkpoint import checkpoint_step, latest_checkpoint
     latest = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
-    return int(latest.stem.split("-")[-1]) if latest else 0
+    return checkpoint_step(latest) if latest else 0
 
 
 def one_folder(cache: Path, out: Path) -> Path:
