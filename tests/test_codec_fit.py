@@ -24,7 +24,7 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
               progress=lambda s, n, l: logs.append((s, set(l))))
     assert [s for s, _ in logs] == [1, 2, 3]
-    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "beside_l1", "freq_l1", "level_l1",
+    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "hard_l1", "freq_l1", "level_l1",
                           "kl"}
     assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
     assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
@@ -134,6 +134,50 @@ def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
     assert kept["partial_l1"] == 0.0 and kept["mel_l1"] == 0.0
 
 
+def test_the_hard_bins_term_is_the_mean_of_each_crops_worst_percent():
+    """A decoded mel right everywhere but for a tail of 10 bins x 8 frames left 0.8 log10 units
+    (8 dB) too loud, 1 % of the crop's bins: the plain L1 sees 0.008 of it, the hard-bins term
+    all of it; a second crop without error halves the batch mean."""
+    class Constant(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, wave):
+            return self.value
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, recon):
+            super().__init__()
+            self.recon = recon
+
+        def encode(self, mel):
+            from engine.codec.vae import LatentPosterior
+            zeros = torch.zeros(mel.shape[0], 20, mel.shape[2] // 2)
+            return LatentPosterior(mean=zeros, logvar=zeros)
+
+        def decode(self, latent):
+            return self.recon
+
+    mel = torch.full((1, 80, 100), -3.4)
+    mel[0, :, 10] = -0.5  # a bounce
+    recon = mel.clone()
+    recon[0, 0:10, 12:20] += 0.8  # its tail rings on
+    codec = StarterCodec()
+    codec.mel = Constant(mel)
+    codec.vae = Fixed(recon)
+    total_plain, logs = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0)
+    total_hard, hard_logs = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0,
+                                     hard_weight=3.0)
+    assert logs["mel_l1"] == pytest.approx(0.008)
+    assert logs["hard_l1"] == pytest.approx(0.8)
+    assert float(total_hard - total_plain) == pytest.approx(3.0 * 0.8, rel=1e-5)
+    from trainer.codec_fit import hard_bins_l1
+    error = torch.cat([(recon - mel).abs(), torch.zeros(1, 80, 100)])
+    assert float(hard_bins_l1(error)) == pytest.approx(0.4)
+    assert float(hard_bins_l1(torch.arange(10.0).reshape(1, 2, 5), 0.01)) == 9.0  # >= 1 bin
+
+
 def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_path):
     """`vae-decoder` trains the decoder alone: latents already cached for the network stay what
     the shipped encoder gives."""
@@ -147,7 +191,7 @@ def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_p
     logs = []
     after = fit_codec(_waves(), tmp_path, part="vae-decoder", steps=2, batch=2, segment=4096,
                       progress=lambda s, n, l: logs.append(l))
-    assert "beside_l1" in logs[0]
+    assert logs[0]["hard_l1"] > 0.0
     wave = _waves()[:, :4096]
     with torch.no_grad():
         assert torch.allclose(after.encode(wave).mean, before.encode(wave).mean, atol=1e-6)

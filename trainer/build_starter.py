@@ -4,14 +4,16 @@
 
 Stages (each resumable; `all` runs data; the codec (VAE on one core, vocoder then its timbre
 terms on the other); the cache as soon as the VAE is done; the network and then its picture
-fine-tune with the evaluator's classifier beside them; then export, defaults and demo):
+fine-tune with the evaluator's classifier and then the VAE decoder's fine-tune beside them;
+then export, defaults and demo):
   data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
   codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` side by side,
                then codec/codec.safetensors (float16)
   vae, vocoder, vocoder-timbre, vocoder-gan   one part of the codec on its own (1600 train
                clips, augmented)
-  vae-decoder  the VAE's decoder alone, encoder frozen (the cached latents stay valid): runs
-               beside `fit`; then `combine` writes the codec file again
+  vae-decoder  the VAE's decoder alone, encoder frozen (the cached latents stay valid), with
+               each crop's worst 0.5 % of bins weighed; then `combine` writes the codec file
+               again (in `all`: after the classifier, beside `fit`)
   combine      codec/codec.safetensors (float16) from the parts
   cache        latents (VAE posterior) and starter features of every train scene
   latents      the cache's latents again after the VAE trained further (features kept)
@@ -56,9 +58,10 @@ SHIPPED_RUN = "picture"
 # `mfmjt train fit --init` the previous shipped bundle: the fit run's raw weights at 5000 steps)
 SHIPPED_INIT = "the fit run (recipe starter, 5000 steps), raw weights"
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
-# then the decoder alone, with the bins beside partials weighed (the encoder, so the latents the
-# network trains on, unchanged): it can run beside the network's fit
-VAE_DECODER = dict(steps=2500, files=1600, batch=16, segment=16384, lr=1e-3)
+# then the decoder alone with each crop's worst bins weighed (the encoder, so the latents the
+# network trains on, unchanged): in `all` it runs after the classifier, beside the network's fit;
+# the shipped decoder since the seventh pass of issue 14 (model card, "The ball's tail")
+VAE_DECODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 # then on with the mel L1 over the loud bins and the partials too (the shipped vocoder since the
 # fourth starter: glass and metal rings 40 dB too quiet before it; model card)
@@ -302,6 +305,12 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
                         f"first (python -m trainer.build_starter {stage} --out {out})")
     codec_desc, encoder_desc = starter_descriptors(
         ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise)
+    codec_path = codec_file or out / "codec" / "codec.safetensors"
+    # how far each part of the codec trained (its folder's progress.json), so the manifest
+    # tells a codec whose decoder was fine-tuned from one that was not
+    codec_progress = codec_path.parent / "progress.json"
+    codec_steps = ({"codec_steps": json.loads(codec_progress.read_text())}
+                   if codec_progress.exists() else {})
     # the card and the demo fingerprint live beside the bundle's files: keep them
     kept = {name: (target / name).read_bytes() for name in KEPT_BESIDE_BUNDLE
             if (target / name).is_file()}
@@ -311,11 +320,11 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
         checkpoint, target, preset="starter",
         data_summary={"scenes": TRAIN_SCENES, "namespace": "train", "seconds": 4.0},
         codec=codec_desc, encoders=encoder_desc, licence="MF-MJT starter model licence (ours)",
-        extra_files={STARTER_CODEC_FILE: load_file(str(codec_file or out / "codec" / "codec.safetensors"))},
+        extra_files={STARTER_CODEC_FILE: load_file(str(codec_path))},
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
         provenance_extra={"command": "python -m trainer.build_starter all",
                           **(_picture_provenance(out) if run_name == SHIPPED_RUN else {}),
-                          **(provenance or {})},
+                          **codec_steps, **(provenance or {})},
         weights=weights)
     for name, data in kept.items():
         (path / name).write_bytes(data)
@@ -384,9 +393,13 @@ def stage_defaults(out: Path, target: Path, *, weights: str = "model") -> dict:
 
 
 def _side_chain(out: Path, classifier_path: Path) -> None:
-    """Beside the cache and the network on the other core: the evaluator's classifier (real audio
-    only, so it needs nothing but the data)."""
+    """Beside the network on the other core: the evaluator's classifier (real audio only, so it
+    needs nothing but the data), then the VAE decoder's fine-tune (its encoder, so the cached
+    latents, unchanged) and the codec file again."""
+    from trainer.codec_fit import combine_parts
     stage_classifier(out, classifier_path)
+    _codec_part(out, "vae-decoder", VAE_DECODER)
+    combine_parts(out / "codec", out / "codec" / "codec.safetensors")
 
 
 def main(argv=None) -> int:
@@ -417,8 +430,8 @@ def main(argv=None) -> int:
         stage_codec(out)
     if stage == "vae":  # alone: both cores
         _codec_part(out, "vae", VAE, threads=WORKERS)
-    if stage == "vae-decoder":
-        _codec_part(out, "vae-decoder", VAE_DECODER)
+    if stage == "vae-decoder":  # alone: both cores
+        _codec_part(out, "vae-decoder", VAE_DECODER, threads=WORKERS)
     if stage == "combine":
         from trainer.codec_fit import combine_parts
         combine_parts(out / "codec", out / "codec" / "codec.safetensors")
@@ -429,7 +442,7 @@ def main(argv=None) -> int:
     if stage == "vocoder-gan":  # alone: both cores
         _codec_part(out, "vocoder-gan", VOCODER_GAN, threads=WORKERS)
     side = None
-    if stage == "all":  # one core: the classifier, beside cache and fit
+    if stage == "all":  # one core: the classifier and the decoder, beside fit
         side = mp.get_context("spawn").Process(target=_side_chain, args=(out, CLASSIFIER_PATH))
         side.start()
     if stage == "cache":
