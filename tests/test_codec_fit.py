@@ -18,6 +18,31 @@ def _waves(n=4, seconds=1.5):
     return torch.stack(rings + [noise])[:n]
 
 
+class Constant(torch.nn.Module):
+    """A mel front end that returns a chosen mel, whatever the wave."""
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, wave):
+        return self.value
+
+
+class Fixed(torch.nn.Module):
+    """A VAE whose decode returns a chosen mel."""
+    def __init__(self, recon):
+        super().__init__()
+        self.recon = recon
+
+    def encode(self, mel):
+        from engine.codec.vae import LatentPosterior
+        zeros = torch.zeros(mel.shape[0], 20, mel.shape[2] // 2)
+        return LatentPosterior(mean=zeros, logvar=zeros)
+
+    def decode(self, latent):
+        return self.recon
+
+
 def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     torch.manual_seed(0)
     logs = []
@@ -99,27 +124,6 @@ def test_a_new_vae_standardises_its_input_with_the_training_mels_statistics(tmp_
 def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
     """A reconstruction that drops one narrow partial costs as much through the partial term as
     one that smears a broadband burst: the glass partial is ~1 % of a crop's bins."""
-    class Constant(torch.nn.Module):
-        def __init__(self, value):
-            super().__init__()
-            self.value = value
-
-        def forward(self, wave):
-            return self.value
-
-    class Fixed(torch.nn.Module):  # a VAE whose decode returns a chosen mel
-        def __init__(self, recon):
-            super().__init__()
-            self.recon = recon
-
-        def encode(self, mel):
-            from engine.codec.vae import LatentPosterior
-            zeros = torch.zeros(mel.shape[0], 20, mel.shape[2] // 2)
-            return LatentPosterior(mean=zeros, logvar=zeros)
-
-        def decode(self, latent):
-            return self.recon
-
     floor = torch.full((1, 80, 32), -3.4)
     mel = floor.clone()
     mel[0, 43, :] = 0.0  # one steady partial, 34 dB above the floor
@@ -138,27 +142,6 @@ def test_the_hard_bins_term_is_the_mean_of_each_crops_worst_percent():
     """A decoded mel right everywhere but for a tail of 10 bins x 8 frames left 0.8 log10 units
     (8 dB) too loud, 1 % of the crop's bins: the plain L1 sees 0.008 of it, the hard-bins term
     all of it; a second crop without error halves the batch mean."""
-    class Constant(torch.nn.Module):
-        def __init__(self, value):
-            super().__init__()
-            self.value = value
-
-        def forward(self, wave):
-            return self.value
-
-    class Fixed(torch.nn.Module):
-        def __init__(self, recon):
-            super().__init__()
-            self.recon = recon
-
-        def encode(self, mel):
-            from engine.codec.vae import LatentPosterior
-            zeros = torch.zeros(mel.shape[0], 20, mel.shape[2] // 2)
-            return LatentPosterior(mean=zeros, logvar=zeros)
-
-        def decode(self, latent):
-            return self.recon
-
     mel = torch.full((1, 80, 100), -3.4)
     mel[0, :, 10] = -0.5  # a bounce
     recon = mel.clone()
