@@ -227,6 +227,19 @@ def run_service_case(repeats: int) -> dict:
             "in_process_s": local, "http_s": remote}
 
 
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and whether it computes bf16 natively: runs on hosts that differ in
+    these are not comparable (the bf16 case took 0.45 s on a host with avx512_bf16, 38.7 s on one
+    without)."""
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    return f"{name}, {platform.machine()}, bf16: {'+'.join(native) if native else 'emulated'}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small_16k")
@@ -308,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     many = by_name["fm_euler_25step_cfg_unbatched"]
     report = {
         "device": (torch.cuda.get_device_name(0) if device == "cuda"
-                   else f"cpu ({platform.processor() or platform.machine()}, "
-                        f"{torch.get_num_threads()} threads)"),
+                   else f"cpu ({cpu_description()}, {torch.get_num_threads()} threads)"),
         "torch": torch.__version__, "results": results, "media": media, "starter": starter,
         "service": service, "official": official,
         "speedup_25step_over_1step": many["median_s"] / one["median_s"],

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from engine.codec.starter import StarterCodec
-from trainer.codec_fit import combine_parts, fit_codec, vae_loss
+from trainer.codec_fit import codec_steps, combine_parts, fit_codec, vae_loss
 
 
 def _waves(n=4, seconds=1.5):
@@ -49,7 +49,7 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, save_every=2,
               progress=lambda s, n, l: logs.append((s, set(l))))
     assert [s for s, _ in logs] == [1, 2, 3]
-    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "hard_l1", "freq_l1", "level_l1",
+    assert logs[0][1] == {"mel_l1", "loud_l1", "partial_l1", "freq_l1", "level_l1",
                           "kl"}
     assert json.loads((tmp_path / "progress.json").read_text()) == {"vae_steps": 3}
     assert set(load_file(str(tmp_path / "vae.safetensors"))) == \
@@ -92,6 +92,9 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
     vocoder = load_file(str(tmp_path / "vocoder.safetensors"))
     key = next(k for k in vocoder if k.endswith("pwconv1.weight"))
     assert torch.allclose(codec.state_dict()[key], vocoder[key], rtol=1e-3, atol=1e-4)
+    # the file says how far each part trained, and a bundle's manifest copies that
+    assert codec_steps(path) == {"vae_steps": 1, "vocoder_steps": 1}
+    assert codec_steps(tmp_path / "vocoder.safetensors") == {}  # a file without the record
 
 
 def test_bad_settings_are_refused_before_training(tmp_path):
@@ -126,7 +129,7 @@ def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
     one that smears a broadband burst: the glass partial is ~1 % of a crop's bins."""
     floor = torch.full((1, 80, 32), -3.4)
     mel = floor.clone()
-    mel[0, 43, :] = 0.0  # one steady partial, 34 dB above the floor
+    mel[0, 43, :] = 0.0  # one steady partial, 68 dB above the floor (log10 of magnitudes)
     codec = StarterCodec()
     codec.mel = Constant(mel)
     codec.vae = Fixed(floor)  # the partial dropped
@@ -138,30 +141,33 @@ def test_the_vae_loss_weighs_a_partial_by_itself_not_by_how_few_bins_it_has():
     assert kept["partial_l1"] == 0.0 and kept["mel_l1"] == 0.0
 
 
-def test_the_hard_bins_term_is_the_mean_of_each_crops_worst_percent():
-    """A decoded mel right everywhere but for a tail of 10 bins x 8 frames left 0.8 log10 units
-    (8 dB) too loud, 1 % of the crop's bins: the plain L1 sees 0.008 of it, the hard-bins term
-    all of it; a second crop without error halves the batch mean."""
+def test_the_hard_bins_term_is_the_mean_of_each_crops_worst_half_percent_of_bins():
+    """A decoded mel right everywhere but for a bounce's tail left too loud: 40 bins (0.5 % of
+    the crop's 8000) 1.0 log10 units (20 dB) over and 40 more 0.6 over. The plain L1 sees 0.008
+    of it; the hard-bins term is the worst 0.5 % alone (1.0; the worst 1 % would be 0.8); a
+    second crop without error halves the batch mean; the term is off unless weighed."""
     mel = torch.full((1, 80, 100), -3.4)
     mel[0, :, 10] = -0.5  # a bounce
     recon = mel.clone()
-    recon[0, 0:10, 12:20] += 0.8  # its tail rings on
+    recon[0, 0:10, 12:16] += 1.0  # its tail rings on
+    recon[0, 0:10, 16:20] += 0.6
     codec = StarterCodec()
     codec.mel = Constant(mel)
     codec.vae = Fixed(recon)
     total_plain, logs = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0)
     total_hard, hard_logs = vae_loss(codec, torch.zeros(1, 8192), torch.Generator(), 0.0,
-                                     hard_weight=3.0)
+                                     hard_weight=6.0)
     assert logs["mel_l1"] == pytest.approx(0.008)
-    assert logs["hard_l1"] == pytest.approx(0.8)
-    assert float(total_hard - total_plain) == pytest.approx(3.0 * 0.8, rel=1e-5)
+    assert "hard_l1" not in logs and hard_logs["hard_l1"] == pytest.approx(1.0)
+    assert float(total_hard - total_plain) == pytest.approx(6.0 * 1.0, rel=1e-5)
     from trainer.codec_fit import hard_bins_l1
-    error = torch.cat([(recon - mel).abs(), torch.zeros(1, 80, 100)])
-    assert float(hard_bins_l1(error)) == pytest.approx(0.4)
+    error = (recon - mel).abs()
+    assert float(hard_bins_l1(error, 0.01)) == pytest.approx(0.8)
+    assert float(hard_bins_l1(torch.cat([error, torch.zeros(1, 80, 100)]))) == pytest.approx(0.5)
     assert float(hard_bins_l1(torch.arange(10.0).reshape(1, 2, 5), 0.01)) == 9.0  # >= 1 bin
 
 
-def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_path):
+def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_path, monkeypatch):
     """`vae-decoder` trains the decoder alone: latents already cached for the network stay what
     the shipped encoder gives."""
     torch.manual_seed(0)
@@ -171,10 +177,18 @@ def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_p
     before = StarterCodec().eval()
     _load = load_file(str(tmp_path / "vae.safetensors"))
     before.vae.load_state_dict({k[4:]: v for k, v in _load.items()})
+    import trainer.codec_fit as codec_fit
+    weights, plain_loss = [], codec_fit.vae_loss
+
+    def spy(*args, **kwargs):  # the decoder's fine-tune must weigh the worst bins
+        weights.append(kwargs.get("hard_weight", 0.0))
+        return plain_loss(*args, **kwargs)
+    monkeypatch.setattr(codec_fit, "vae_loss", spy)
     logs = []
     after = fit_codec(_waves(), tmp_path, part="vae-decoder", steps=2, batch=2, segment=4096,
                       progress=lambda s, n, l: logs.append(l))
-    assert logs[0]["hard_l1"] > 0.0
+    assert weights == [codec_fit.HARD_WEIGHT] * 2 and codec_fit.HARD_WEIGHT > 0
+    assert "hard_l1" in logs[0]
     wave = _waves()[:, :4096]
     with torch.no_grad():
         assert torch.allclose(after.encode(wave).mean, before.encode(wave).mean, atol=1e-6)
@@ -183,6 +197,10 @@ def test_the_decoder_fine_tune_keeps_the_encoder_and_so_the_cached_latents(tmp_p
     saved = load_file(str(tmp_path / "vae.safetensors"))
     assert json.loads((tmp_path / "progress.json").read_text()) == \
         {"vae_steps": 2, "vae-decoder_steps": 2}
+    # the whole VAE trained on after it would move the encoder under the cached latents
+    with pytest.raises(ValueError, match="decoder fine-tuned alone; train more VAE steps in a new"):
+        fit_codec(_waves(), tmp_path, part="vae", steps=3, batch=2, segment=4096, resume=True)
+    fit_codec(_waves(), tmp_path, part="vae", steps=2, batch=2, segment=4096, resume=True)  # done
     assert any(not torch.equal(saved[k], _load[k]) for k in saved if k.startswith("vae.decoder."))
 
 

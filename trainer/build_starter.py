@@ -12,8 +12,8 @@ then export, defaults and demo):
   vae, vocoder, vocoder-timbre, vocoder-gan   one part of the codec on its own (1600 train
                clips, augmented)
   vae-decoder  the VAE's decoder alone, encoder frozen (the cached latents stay valid), with
-               each crop's worst 0.5 % of bins weighed; then `combine` writes the codec file
-               again (in `all`: after the classifier, beside `fit`)
+               each crop's worst 0.5 % of bins weighed, then the codec file again (in `all`:
+               after the classifier, beside `fit`)
   combine      codec/codec.safetensors (float16) from the parts
   cache        latents (VAE posterior) and starter features of every train scene
   latents      the cache's latents again after the VAE trained further (features kept)
@@ -297,6 +297,7 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
 
     from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
     from trainer.checkpoint import latest_checkpoint
+    from trainer.codec_fit import codec_steps
     from trainer.export import export_checkpoint
     checkpoint = latest_checkpoint(out / run_name / "checkpoints")
     if checkpoint is None:
@@ -306,11 +307,9 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
     codec_desc, encoder_desc = starter_descriptors(
         ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise)
     codec_path = codec_file or out / "codec" / "codec.safetensors"
-    # how far each part of the codec trained (its folder's progress.json), so the manifest
-    # tells a codec whose decoder was fine-tuned from one that was not
-    codec_progress = codec_path.parent / "progress.json"
-    codec_steps = ({"codec_steps": json.loads(codec_progress.read_text())}
-                   if codec_progress.exists() else {})
+    # how far each part of the codec trained, as the codec file records it (`combine_parts`),
+    # so the manifest tells a codec whose decoder was fine-tuned from one that was not
+    part_steps = codec_steps(codec_path)
     # the card and the demo fingerprint live beside the bundle's files: keep them
     kept = {name: (target / name).read_bytes() for name in KEPT_BESIDE_BUNDLE
             if (target / name).is_file()}
@@ -324,7 +323,7 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
         defaults=defaults or {"guidance": 2.5, "mode": "scaled", "steps": 1},
         provenance_extra={"command": "python -m trainer.build_starter all",
                           **(_picture_provenance(out) if run_name == SHIPPED_RUN else {}),
-                          **codec_steps, **(provenance or {})},
+                          **({"codec_steps": part_steps} if part_steps else {}), **(provenance or {})},
         weights=weights)
     for name, data in kept.items():
         (path / name).write_bytes(data)
@@ -384,7 +383,7 @@ def stage_defaults(out: Path, target: Path, *, weights: str = "model") -> dict:
                      settings={"guidance": w, "mode": "scaled", "steps": 1}, scene_set=scene_set)
         scores[w] = m["onset_f1"] + m["class_accuracy"]
         _log("defaults", f"w={w:g}: F1 {m['onset_f1']:.3f} acc {m['class_accuracy']:.3f}")
-    best = max(scores, key=scores.get)
+    best = max(GUIDANCE, key=lambda w: (scores[w], -w))  # a tie keeps the weaker guidance
     defaults = {"guidance": best, "mode": "scaled", "steps": 1}
     stage_export(out, target, defaults=defaults, weights=weights)
     (out / "defaults.json").write_text(json.dumps({"chosen": defaults, "scores": scores,
@@ -430,8 +429,10 @@ def main(argv=None) -> int:
         stage_codec(out)
     if stage == "vae":  # alone: both cores
         _codec_part(out, "vae", VAE, threads=WORKERS)
-    if stage == "vae-decoder":  # alone: both cores
+    if stage == "vae-decoder":  # alone: both cores; then the codec file again
         _codec_part(out, "vae-decoder", VAE_DECODER, threads=WORKERS)
+        from trainer.codec_fit import combine_parts
+        combine_parts(out / "codec", out / "codec" / "codec.safetensors")
     if stage == "combine":
         from trainer.codec_fit import combine_parts
         combine_parts(out / "codec", out / "codec" / "codec.safetensors")
@@ -449,7 +450,7 @@ def main(argv=None) -> int:
         stage_cache(out)
     if stage == "latents":
         stage_latents(out)
-    if stage in ("all", "fit"):  # `all`: the classifier trains on the other core
+    if stage in ("all", "fit"):  # `all`: the classifier, then the decoder, on the other core
         for schedule in FIT_SCHEDULE:  # the shipped model's two runs; each resumes the last
             stage_fit(out, max_steps=args.max_steps, overrides=schedule,
                       threads=1 if stage == "all" else WORKERS)
@@ -462,7 +463,8 @@ def main(argv=None) -> int:
     if side is not None:
         side.join()
         if side.exitcode:
-            raise SystemExit(f"the classifier failed ({side.exitcode})")
+            raise SystemExit(f"the classifier or the VAE decoder's fine-tune failed "
+                             f"({side.exitcode})")
     if stage in ("all", "export"):
         stage_export(out, args.bundle, weights=args.weights)
     if stage in ("all", "defaults"):

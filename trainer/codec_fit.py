@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from auraloss.freq import MultiResolutionSTFTLoss
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_target
@@ -168,22 +169,24 @@ def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
     mel_l1 = error.mean()
     loud_l1, partial_l1 = timbre_l1(error, loud, partial)
     # The worst bins of each crop, wherever they are: a bouncing ball's low tone that the decoder
-    # let ring 7-9 dB too loud for 3-8 frames after each bounce (~1 % of the crop's bins, so
+    # let ring 15-19 dB too loud for 3-8 frames after each bounce (~1 % of the crop's bins, so
     # worth ~0.01 of the plain mean) was the whole difference between a ball and a wooden knock
     # to the real-only classifier (model card). Online hard-example mining over bins, as OHEM
     # (Shrivastava et al. 2016) does over regions: it needs no model of where such errors lie.
-    hard_l1 = hard_bins_l1(error)
+    hard_l1 = hard_bins_l1(error) if hard_weight else None
     freq_l1 = (recon.diff(dim=1) - mel.diff(dim=1)).abs().mean()
     # each frame's level (the mean over bins averages the floor's randomness away): decoded
     # silence must stay as loud and as flat as the real floor, not pulse at the latent rate
     level_l1 = (recon.mean(dim=1) - mel.mean(dim=1)).abs().mean()
     kl = posterior.kl().mean()
     total = (mel_l1 + LOUD_WEIGHT * loud_l1 + PARTIAL_WEIGHT * partial_l1
-             + hard_weight * hard_l1 + FREQ_DIFF_WEIGHT * freq_l1 + LEVEL_WEIGHT * level_l1
-             + kl_weight * kl)
-    return total, {"mel_l1": mel_l1.item(), "loud_l1": loud_l1.item(),
-                   "partial_l1": partial_l1.item(), "hard_l1": hard_l1.item(),
-                   "freq_l1": freq_l1.item(), "level_l1": level_l1.item(), "kl": kl.item()}
+             + FREQ_DIFF_WEIGHT * freq_l1 + LEVEL_WEIGHT * level_l1 + kl_weight * kl)
+    logs = {"mel_l1": mel_l1.item(), "loud_l1": loud_l1.item(), "partial_l1": partial_l1.item(),
+            "freq_l1": freq_l1.item(), "level_l1": level_l1.item(), "kl": kl.item()}
+    if hard_l1 is not None:
+        total = total + hard_weight * hard_l1
+        logs["hard_l1"] = hard_l1.item()
+    return total, logs
 
 
 class _VocoderLosses:
@@ -246,6 +249,11 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         raise UserError(f"{out_dir}: train the vocoder (part 'vocoder') before {part!r}")
     if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
         raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
+    if part == "vae" and start < steps and meta.get("vae-decoder_steps", 0):
+        # the VAE's file holds the fine-tuned decoder now: training the whole VAE on would move
+        # the encoder under latents already cached for the network
+        raise UserError(f"{out_dir}: the VAE there had its decoder fine-tuned alone; train more "
+                        f"VAE steps in a new --out folder")
     if part == "vocoder" and start < steps:
         for later, what in (("vocoder-gan", "adversarially"), ("vocoder-codec", "on decoded mels")):
             if meta.get(f"{later}_steps", 0):
@@ -341,10 +349,14 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     return codec.eval()
 
 
+CODEC_STEPS_KEY = "codec_steps"
+
+
 def combine_parts(out_dir: Path | str, target: Path | str, *, half: bool = True) -> Path:
-    """The bundle's codec file from the trained parts. `half`: stored as float16 (loaded back to
-    float32; the rounding is far below what the ear or the evaluator resolves) to keep the
-    bundle within its size budget."""
+    """The bundle's codec file from the trained parts, with how far each part trained (the
+    folder's progress) in its metadata, so the file itself says what it holds. `half`: stored as
+    float16 (loaded back to float32; the rounding is far below what the ear or the evaluator
+    resolves) to keep the bundle within its size budget."""
     out_dir = Path(out_dir)
     state = {}
     for part in ("vae", "vocoder"):
@@ -357,5 +369,13 @@ def combine_parts(out_dir: Path | str, target: Path | str, *, half: bool = True)
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     with atomic_target(Path(target), overwrite=True) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
+                  metadata={CODEC_STEPS_KEY: json.dumps(_read_meta(out_dir), sort_keys=True)})
     return Path(target)
+
+
+def codec_steps(path: Path | str) -> dict:
+    """The part steps `combine_parts` recorded in a codec file ({} for a file without them)."""
+    with safe_open(str(path), "pt") as handle:
+        recorded = (handle.metadata() or {}).get(CODEC_STEPS_KEY)
+    return json.loads(recorded) if recorded else {}
