@@ -59,14 +59,23 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
               progress=lambda s, n, l: resumed.append(s))
     assert resumed == [4, 5]  # continues after the saved step, not from 0
 
-    for part in ("vocoder-gan", "vocoder-timbre"):
+    for part in ("vocoder-gan", "vocoder-timbre", "vocoder-lines"):
         with pytest.raises(ValueError, match=f"train the vocoder .* before '{part}'"):
-            fit_codec(_waves(), tmp_path, part=part, steps=1, batch=2, segment=4096)
+            fit_codec(_waves(), tmp_path, part=part, steps=1, batch=2, segment=8192)
     fit_codec(_waves(), tmp_path, part="vocoder", steps=2, batch=2, segment=4096)
     plain = load_file(str(tmp_path / "vocoder.safetensors"))
     fit_codec(_waves(), tmp_path, part="vocoder-timbre", steps=1, batch=2, segment=4096)
     before = load_file(str(tmp_path / "vocoder.safetensors"))
     assert any(not torch.equal(plain[k], before[k]) for k in plain)  # continued those weights
+    with pytest.raises(ValueError, match="shorter than vocoder-lines' longest STFT window"):
+        fit_codec(_waves(), tmp_path, part="vocoder-lines", steps=1, batch=2, segment=4096)
+    lines_logs = []
+    fit_codec(_waves(), tmp_path, part="vocoder-lines", steps=1, batch=2, segment=8192,
+              progress=lambda s, n, l: lines_logs.append(l))
+    lined = load_file(str(tmp_path / "vocoder.safetensors"))
+    assert any(not torch.equal(before[k], lined[k]) for k in before)  # continued them again
+    assert set(lines_logs[0]) == {"stft", "mel_l1"}
+    before = lined
     gan_logs = []
     fit_codec(_waves(), tmp_path, part="vocoder-gan", steps=1, batch=2, segment=4096,
               progress=lambda s, n, l: gan_logs.append(l))
@@ -76,7 +85,8 @@ def test_each_part_trains_into_its_own_file_and_resumes(tmp_path):
     assert (tmp_path / "discriminators.safetensors").exists()
     # the parts ran as separate processes writing one progress file: none clobbered another
     assert json.loads((tmp_path / "progress.json").read_text()) == \
-        {"vae_steps": 5, "vocoder_steps": 2, "vocoder-timbre_steps": 1, "vocoder-gan_steps": 1}
+        {"vae_steps": 5, "vocoder_steps": 2, "vocoder-timbre_steps": 1, "vocoder-lines_steps": 1,
+         "vocoder-gan_steps": 1}
 
 
 def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
@@ -99,7 +109,8 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
 
 def test_bad_settings_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="choose one of vae, vae-decoder, vocoder, "
-                                         "vocoder-timbre, vocoder-codec, vocoder-gan"):
+                                         "vocoder-timbre, vocoder-lines, vocoder-codec, "
+                                         "vocoder-gan"):
         fit_codec(_waves(), tmp_path, part="bigvgan", steps=1)
     with pytest.raises(ValueError, match="multiple of 512"):
         fit_codec(_waves(), tmp_path, part="vae", steps=1, segment=1000)

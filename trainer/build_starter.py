@@ -9,7 +9,7 @@ then export, defaults and demo):
   data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
   codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` side by side,
                then codec/codec.safetensors (float16)
-  vae, vocoder, vocoder-timbre, vocoder-gan   one part of the codec on its own (1600 train
+  vae, vocoder, vocoder-timbre, vocoder-lines, vocoder-gan   one part of the codec on its own (1600 train
                clips, augmented)
   vae-decoder  the VAE's decoder alone, encoder frozen (the cached latents stay valid), with
                each crop's worst 0.5 % of bins weighed, then the codec file again (in `all`:
@@ -66,6 +66,8 @@ VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 # then on with the mel L1 over the loud bins and the partials too (the shipped vocoder since the
 # fourth starter: glass and metal rings 40 dB too quiet before it; model card)
 VOCODER_TIMBRE = dict(steps=2000, files=1600, batch=16, segment=16384, lr=3e-4)
+# then on with two long STFT windows (model card, limitations): tried, not in `all` or the bundle yet
+VOCODER_LINES = dict(steps=700, files=1600, batch=16, segment=16384, lr=2e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
 ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=800)  # paper Fig. 4 at our scale: short runs
@@ -407,7 +409,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.build_starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["all", "data", "codec", "vae", "vae-decoder", "combine",
-                                          "vocoder", "vocoder-timbre",
+                                          "vocoder", "vocoder-timbre", "vocoder-lines",
                                           "vocoder-gan", "cache", "latents", "fit", "picture", "classifier", "export",
                                           "demo", "ablation", "defaults"])
     parser.add_argument("--out", type=Path, default=Path("runs/starter"))
@@ -440,6 +442,8 @@ def main(argv=None) -> int:
         _codec_part(out, "vocoder", VOCODER, threads=WORKERS)
     if stage == "vocoder-timbre":  # alone: both cores
         _codec_part(out, "vocoder-timbre", VOCODER_TIMBRE, threads=WORKERS)
+    if stage == "vocoder-lines":  # alone: both cores
+        _codec_part(out, "vocoder-lines", VOCODER_LINES, threads=WORKERS)
     if stage == "vocoder-gan":  # alone: both cores
         _codec_part(out, "vocoder-gan", VOCODER_GAN, threads=WORKERS)
     side = None
