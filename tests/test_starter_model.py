@@ -38,9 +38,11 @@ def test_the_shipped_bundle_is_small_complete_and_records_its_defaults():
     assert provenance["recipe"] == "starter-picture" and provenance["steps"] == 1500
     assert provenance["weights"] == "model" and "5000 steps" in provenance["init"]
     # the codec: VAE 4000 steps, then its decoder alone 1500 more with the worst bins weighed
-    # (the ball's tail, issue 14's seventh pass); the vocoder plain, then its timbre terms
+    # (the ball's tail, issue 14's seventh pass); the vocoder plain, then its timbre terms,
+    # then the long STFT windows (the frame-rate comb gone)
     assert provenance["codec_steps"] == {"vae_steps": 4000, "vae-decoder_steps": 1500,
-                                         "vocoder_steps": 1500, "vocoder-timbre_steps": 2000}
+                                         "vocoder_steps": 1500, "vocoder-timbre_steps": 2000,
+                                         "vocoder-lines_steps": 700}
     assert manifest["codec"]["version"] == 2 and manifest["network"]["config"]["latent_dim"] == 20
     assert manifest["codec"]["mel_noise"] == 0.1
     shipped = sum(p.stat().st_size for p in starter_bundle_dir().parent.rglob("*") if p.is_file())

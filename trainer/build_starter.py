@@ -3,11 +3,12 @@
     python -m trainer.build_starter all --out runs/starter
 
 Stages (each resumable; `all` runs data; the codec (VAE on one core, vocoder then its timbre
-terms on the other); the cache as soon as the VAE is done; the network and then its picture
+terms and long windows on the other); the cache as soon as the VAE is done; the network and then its picture
 fine-tune with the evaluator's classifier and then the VAE decoder's fine-tune beside them;
 then export, defaults and demo):
   data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation")
-  codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` side by side,
+  codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` +
+               `vocoder-lines` side by side,
                then codec/codec.safetensors (float16)
   vae, vocoder, vocoder-timbre, vocoder-lines, vocoder-gan   one part of the codec on its own (1600 train
                clips, augmented)
@@ -66,7 +67,8 @@ VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 # then on with the mel L1 over the loud bins and the partials too (the shipped vocoder since the
 # fourth starter: glass and metal rings 40 dB too quiet before it; model card)
 VOCODER_TIMBRE = dict(steps=2000, files=1600, batch=16, segment=16384, lr=3e-4)
-# then on with two long STFT windows (model card, limitations): tried, not in `all` or the bundle yet
+# then on with two long STFT windows: the frame-rate comb in silence gone (model card, "The
+# vocoder's lines"); the shipped vocoder since the seventh pass of issue 14
 VOCODER_LINES = dict(steps=700, files=1600, batch=16, segment=16384, lr=2e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
 CLASSIFIER = dict(files=1500, steps=1200)
@@ -116,10 +118,12 @@ def _codec_part(out: Path, part: str, settings: dict, *, threads: int = 1) -> No
 
 
 def _vocoder_chain(out: Path) -> None:
-    """The shipped vocoder: plain losses, then the timbre terms (the GAN fine-tune is a stage
-    of its own: it rendered the VAE's mels worse, so it is not shipped)."""
+    """The shipped vocoder: plain losses, then the timbre terms, then the long STFT windows (the
+    GAN fine-tune is a stage of its own: it rendered the VAE's mels worse, so it is not
+    shipped)."""
     _codec_part(out, "vocoder", VOCODER)
     _codec_part(out, "vocoder-timbre", VOCODER_TIMBRE)
+    _codec_part(out, "vocoder-lines", VOCODER_LINES)
 
 
 def stage_codec(out: Path, *, then=None) -> None:
