@@ -102,8 +102,10 @@ def test_the_parts_combine_into_a_half_precision_codec_file(tmp_path):
     vocoder = load_file(str(tmp_path / "vocoder.safetensors"))
     key = next(k for k in vocoder if k.endswith("pwconv1.weight"))
     assert torch.allclose(codec.state_dict()[key], vocoder[key], rtol=1e-3, atol=1e-4)
-    # the file says how far each part trained, and a bundle's manifest copies that
-    assert codec_steps(path) == {"vae_steps": 1, "vocoder_steps": 1}
+    # the file says how far each part trained (the folder's own record of it), and a bundle's
+    # manifest copies that
+    assert codec_steps(path) == json.loads((tmp_path / "progress.json").read_text()) == \
+        {"vae_steps": 1, "vocoder_steps": 1}
     assert codec_steps(tmp_path / "vocoder.safetensors") == {}  # a file without the record
 
 

@@ -71,6 +71,9 @@ VOCODER_TIMBRE = dict(steps=2000, files=1600, batch=16, segment=16384, lr=3e-4)
 # vocoder's lines"); the shipped vocoder since the seventh pass of issue 14
 VOCODER_LINES = dict(steps=700, files=1600, batch=16, segment=16384, lr=2e-4)
 VOCODER_GAN = dict(steps=200, files=1600, batch=8, segment=8192, lr=2e-4)
+# the codec parts a stage of the same name trains alone, on both cores
+SINGLE_PARTS = {"vae": VAE, "vocoder": VOCODER, "vocoder-timbre": VOCODER_TIMBRE,
+                "vocoder-lines": VOCODER_LINES, "vocoder-gan": VOCODER_GAN}
 CLASSIFIER = dict(files=1500, steps=1200)
 ABLATION = dict(ratios=(0.1, 0.3, 0.6), steps=800)  # paper Fig. 4 at our scale: short runs
 ENCODER_SEED = 20251123
@@ -127,10 +130,9 @@ def _vocoder_chain(out: Path) -> None:
 
 
 def stage_codec(out: Path, *, then=None) -> None:
-    """The VAE on this process's thread and the vocoder (then its GAN fine-tune) on the other,
-    then the codec file the bundle carries. `then`: work that needs only the VAE (the cache),
-    started as soon as the VAE is trained, beside the vocoder's fine-tune."""
-    from trainer.codec_fit import combine_parts
+    """The VAE on this process's thread and the vocoder (then its timbre terms and long windows)
+    on the other, then the codec file the bundle carries. `then`: work that needs only the VAE
+    (the cache), started as soon as the VAE is trained, beside the vocoder's fine-tunes."""
     side = mp.get_context("spawn").Process(target=_vocoder_chain, args=(out,))
     side.start()
     _codec_part(out, "vae", VAE)
@@ -139,7 +141,7 @@ def stage_codec(out: Path, *, then=None) -> None:
     side.join()
     if side.exitcode:
         raise SystemExit(f"the vocoder training failed ({side.exitcode})")
-    combine_parts(out / "codec", out / "codec" / "codec.safetensors")
+    _combine(out)
     _log("codec", f"wrote {out / 'codec' / 'codec.safetensors'}")
 
 
@@ -397,14 +399,23 @@ def stage_defaults(out: Path, target: Path, *, weights: str = "model") -> dict:
     return defaults
 
 
+def _combine(out: Path) -> None:
+    from trainer.codec_fit import combine_parts
+    combine_parts(out / "codec", out / "codec" / "codec.safetensors")
+
+
+def stage_vae_decoder(out: Path, *, threads: int = 1) -> None:
+    """The VAE decoder's fine-tune (its encoder, so the cached latents, unchanged), then the
+    codec file again."""
+    _codec_part(out, "vae-decoder", VAE_DECODER, threads=threads)
+    _combine(out)
+
+
 def _side_chain(out: Path, classifier_path: Path) -> None:
     """Beside the network on the other core: the evaluator's classifier (real audio only, so it
-    needs nothing but the data), then the VAE decoder's fine-tune (its encoder, so the cached
-    latents, unchanged) and the codec file again."""
-    from trainer.codec_fit import combine_parts
+    needs nothing but the data), then the VAE decoder's fine-tune."""
     stage_classifier(out, classifier_path)
-    _codec_part(out, "vae-decoder", VAE_DECODER)
-    combine_parts(out / "codec", out / "codec" / "codec.safetensors")
+    stage_vae_decoder(out)
 
 
 def main(argv=None) -> int:
@@ -433,23 +444,12 @@ def main(argv=None) -> int:
         stage_codec(out, then=lambda: stage_cache(out))
     if stage == "codec":
         stage_codec(out)
-    if stage == "vae":  # alone: both cores
-        _codec_part(out, "vae", VAE, threads=WORKERS)
-    if stage == "vae-decoder":  # alone: both cores; then the codec file again
-        _codec_part(out, "vae-decoder", VAE_DECODER, threads=WORKERS)
-        from trainer.codec_fit import combine_parts
-        combine_parts(out / "codec", out / "codec" / "codec.safetensors")
+    if stage in SINGLE_PARTS:  # alone: both cores
+        _codec_part(out, stage, SINGLE_PARTS[stage], threads=WORKERS)
+    if stage == "vae-decoder":  # alone: both cores
+        stage_vae_decoder(out, threads=WORKERS)
     if stage == "combine":
-        from trainer.codec_fit import combine_parts
-        combine_parts(out / "codec", out / "codec" / "codec.safetensors")
-    if stage == "vocoder":  # alone: both cores
-        _codec_part(out, "vocoder", VOCODER, threads=WORKERS)
-    if stage == "vocoder-timbre":  # alone: both cores
-        _codec_part(out, "vocoder-timbre", VOCODER_TIMBRE, threads=WORKERS)
-    if stage == "vocoder-lines":  # alone: both cores
-        _codec_part(out, "vocoder-lines", VOCODER_LINES, threads=WORKERS)
-    if stage == "vocoder-gan":  # alone: both cores
-        _codec_part(out, "vocoder-gan", VOCODER_GAN, threads=WORKERS)
+        _combine(out)
     side = None
     if stage == "all":  # one core: the classifier and the decoder, beside fit
         side = mp.get_context("spawn").Process(target=_side_chain, args=(out, CLASSIFIER_PATH))

@@ -64,6 +64,9 @@ from trainer.data.windows import decode_audio
 
 PARTS = ("vae", "vae-decoder", "vocoder", "vocoder-timbre", "vocoder-lines", "vocoder-codec",
          "vocoder-gan")
+# the parts that train on from another part's weights (in that part's file), and that part
+CONTINUES = {"vae-decoder": "vae", "vocoder-timbre": "vocoder", "vocoder-lines": "vocoder",
+             "vocoder-codec": "vocoder", "vocoder-gan": "vocoder"}
 # the decoded mel's sampled texture a bundle's codec applies (`codec.mel_noise` of the starter
 # bundle, chosen on held-out scenes: trainer/build_starter.MEL_NOISE); `vocoder-codec` trains
 # on the same observation
@@ -258,11 +261,10 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
     if part == "vocoder-lines" and segment < max(_STFT_LINES["win_lengths"]):
         raise ValueError(f"segment {segment} is shorter than vocoder-lines' longest STFT window "
                          f"({max(_STFT_LINES['win_lengths'])} samples)")
-    if part in ("vocoder-gan", "vocoder-timbre", "vocoder-lines", "vocoder-codec") \
-            and meta.get("vocoder_steps", 0) == 0:
-        raise UserError(f"{out_dir}: train the vocoder (part 'vocoder') before {part!r}")
-    if part == "vae-decoder" and meta.get("vae_steps", 0) == 0:
-        raise UserError(f"{out_dir}: train the VAE (part 'vae') before 'vae-decoder'")
+    base = CONTINUES.get(part)
+    if base and meta.get(f"{base}_steps", 0) == 0:
+        raise UserError(f"{out_dir}: train the {'VAE' if base == 'vae' else base} (part "
+                        f"{base!r}) before {part!r}")
     if part == "vae" and start < steps and meta.get("vae-decoder_steps", 0):
         # the VAE's file holds the fine-tuned decoder now: training the whole VAE on would move
         # the encoder under latents already cached for the network
@@ -279,9 +281,7 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
                         f"vocoder learns to render its decoded mels")
     if part == "vocoder-codec":
         _load_part(codec, _part_file(out_dir, "vae"), "vae")
-    if target.exists() and (resume or part in ("vocoder-gan", "vocoder-timbre", "vocoder-lines",
-                                               "vocoder-codec",
-                                               "vae-decoder")):
+    if target.exists() and (resume or part in CONTINUES):
         _load_part(codec, target, prefix)
     elif part == "vae":
         mean, std = mel_statistics(codec, waves, torch.Generator().manual_seed(seed + 1),
