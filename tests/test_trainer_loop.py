@@ -1,9 +1,12 @@
 """The training loop: loss falls, resume is bit-identical on CPU, checkpoints survive kills."""
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -123,24 +126,49 @@ train(starter_sized_network(), load_shards(sys.argv[1]), recipe, Path(sys.argv[2
 """
 
 
+def wait_for_step(proc: subprocess.Popen, at_least: int, seconds: float = 120.0) -> int:
+    """The first step >= at_least that the training subprocess prints.
+
+    Waiting for one exact step would spin forever on a fast machine: a run resumed past it never
+    prints it, and readline() at the end of the pipe returns "" again and again (the CI timeout of
+    2026-12-02). A run that ends, or prints nothing in time, fails the test here instead.
+    """
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(proc.stdout.readline, "")]
+                     + [lines.put(None)], daemon=True).start()
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            raise AssertionError(f"training printed no step >= {at_least} in {seconds:.0f} s")
+        if line is None:
+            raise AssertionError(f"training ended (exit {proc.wait()}) before step {at_least}")
+        words = line.split()
+        if len(words) == 2 and words[0] == "step" and int(words[1]) >= at_least:
+            return int(words[1])
+
+
 def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, tmp_path):
     cache = write_shards(shards, tmp_path / "cache")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    while proc.stdout.readline().strip() != "step 3":
-        pass
+    wait_for_step(proc, 3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0  # clean exit
     interrupted = latest_checkpoint(run)
     assert interrupted is not None and int(interrupted.stem.split("-")[1]) >= 3
+    interrupted_step = int(interrupted.stem.split("-")[1])
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    while proc.stdout.readline().strip() != "step 9":
-        pass
+    # The resumed run goes on from the interrupted step and writes checkpoints every 2 steps.
+    wait_for_step(proc, interrupted_step + 6)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
+    assert int(latest_checkpoint(run).stem.split("-")[1]) > interrupted_step
     import dataclasses
     last_step = int(latest_checkpoint(run).stem.split("-")[1])
     recipe = dataclasses.replace(load_recipe("debug"), steps=last_step + 1)
