@@ -128,6 +128,12 @@ def media_record_start(media: Path) -> Fraction:
         if info.timecode else Fraction(0)
 
 
+def _partial_contrast(codec) -> Optional[float]:
+    """The strength of the codec's vocoder postfilter, None where it has none."""
+    contrast = getattr(getattr(codec, "vocoder", None), "partial_contrast", None)
+    return None if contrast is None else contrast.alpha
+
+
 def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback] = None,
                    cancel: Optional[CancelCheck] = None, pipeline=None) -> TakesReport:
     """Generate, write and describe the takes of one request. Every setting is checked before
@@ -157,6 +163,7 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
         provenance = make_provenance(
             bundle=str(pipeline.bundle.path), network_sha256=pipeline.bundle.network_sha256,
             codec_version=getattr(pipeline.codec, "version", None), settings=result.settings,
+            codec_partial_contrast=_partial_contrast(pipeline.codec),
             seed=request.seed, prompt=request.prompt, negative_prompt=request.negative_prompt,
             **request.extra_provenance)
         # the takes carry the source's time of day: its timecode track plus the range start

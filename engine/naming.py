@@ -98,10 +98,13 @@ def handles(body_start: Fraction, body_duration: Fraction, media_duration: Fract
 
 # ---------------------------------------------------------------- provenance
 def provenance(*, bundle: str, network_sha256: str, codec_version: Optional[int], settings: dict,
-               seed: int, prompt: str, negative_prompt: str, **extra) -> dict:
+               seed: int, prompt: str, negative_prompt: str,
+               codec_partial_contrast: Optional[float] = None, **extra) -> dict:
     """The `"mfmjt"` metadata of a delivery, one key set for every front end: written into each
-    WAV's BWF note, the timeline clips' metadata and the JSON reports."""
+    WAV's BWF note, the timeline clips' metadata and the JSON reports. The codec's postfilter
+    strength is in it because it changes the sound of the same network, codec and seed."""
     return {"bundle": bundle, "network_sha256": network_sha256, "codec_version": codec_version,
+            "codec_partial_contrast": codec_partial_contrast,
             **settings, "seed": seed, "prompt": prompt, "negative_prompt": negative_prompt,
             **extra}
 

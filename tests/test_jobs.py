@@ -46,7 +46,8 @@ def test_generate_takes_writes_the_takes_and_reports_them(pipeline, movie, tmp_p
     assert as_json["range"] == [0.5, 2.5]
     assert [d["seed"] for d in as_json["take_details"]] == [3, 4]
     assert set(as_json["provenance"]) == {"bundle", "network_sha256", "codec_version", "guidance",
-                                          "mode", "steps", "seed", "prompt", "negative_prompt"}
+                                          "mode", "steps", "seed", "prompt", "negative_prompt",
+                                          "codec_partial_contrast"}
     assert as_json["provenance"]["network_sha256"] == pipeline.bundle.network_sha256
     # the WAV carries the same provenance in its BWF note
     from xml.etree import ElementTree

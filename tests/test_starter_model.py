@@ -45,6 +45,7 @@ def test_the_shipped_bundle_is_small_complete_and_records_its_defaults():
                                          "vocoder-lines_steps": 700}
     assert manifest["codec"]["version"] == 2 and manifest["network"]["config"]["latent_dim"] == 20
     assert manifest["codec"]["mel_noise"] == 0.1
+    assert manifest["codec"]["partial_contrast"] == 2.0
     shipped = sum(p.stat().st_size for p in starter_bundle_dir().parent.rglob("*") if p.is_file())
     assert shipped <= 40 * 1024 * 1024
 
@@ -81,6 +82,8 @@ def test_generate_cli_reports_json_and_honours_range_takes_and_guidance(tmp_path
     assert not np.array_equal(takes[0], takes[1])
     assert read_bwf(report["takes"][0]).bext["time_reference"] == OUTPUT_RATE
     assert report["provenance"]["network_sha256"] == load_bundle(starter_bundle_dir()).network_sha256
+    # the vocoder's postfilter changes the sound of the same network and seed: the take says so
+    assert report["provenance"]["codec_partial_contrast"] == 2.0
     assert set(report["timings"]) >= {"load_s", "features_s", "generate_s", "write_s"}
 
 

@@ -80,6 +80,10 @@ ENCODER_SEED = 20251123
 # the spread of the decoded mel's sampled texture (engine/codec/starter.py), chosen with the
 # weights on held-out scenes (eval:1000) from 0, 0.1, 0.15, 0.2 (model card)
 MEL_NOISE = 0.1
+# the strength of the vocoder's partial-contrast postfilter (engine/codec/postfilter.py): of 1,
+# 1.5, 2, 2.5, 3 the strongest that keeps every class and the onset F1 of the vocoder alone on
+# held-out scenes (eval:1000; model card, "The vocoder's partials")
+PARTIAL_CONTRAST = 2.0
 
 
 def _log(stage: str, text: str) -> None:
@@ -300,7 +304,8 @@ def _picture_provenance(out: Path) -> dict:
 
 def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaults: dict | None = None,
                  weights: str = "model", codec_file: Path | None = None,
-                 mel_noise: float | None = None, provenance: dict | None = None) -> Path:
+                 mel_noise: float | None = None, partial_contrast: float | None = None,
+                 provenance: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
     from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
@@ -313,7 +318,8 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
         raise UserError(f"{out / run_name}: no checkpoint to export; run the `{stage}` stage "
                         f"first (python -m trainer.build_starter {stage} --out {out})")
     codec_desc, encoder_desc = starter_descriptors(
-        ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise)
+        ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise,
+        partial_contrast=PARTIAL_CONTRAST if partial_contrast is None else partial_contrast)
     codec_path = codec_file or out / "codec" / "codec.safetensors"
     # how far each part of the codec trained, as the codec file records it (`combine_parts`),
     # so the manifest tells a codec whose decoder was fine-tuned from one that was not

@@ -23,7 +23,11 @@ def load_codec(bundle: Bundle):
         if not 0.0 <= mel_noise <= 1.0:
             raise BundleError(f"{bundle.path}: codec.mel_noise {mel_noise} is outside 0..1; "
                               f"re-export the bundle")
-        model = StarterCodec(version, mel_noise=mel_noise)
+        contrast = float(codec.get("partial_contrast", 0.0))  # absent in bundles made before it
+        if not 0.0 <= contrast <= 4.0 or (contrast and version == 1):
+            raise BundleError(f"{bundle.path}: codec.partial_contrast {contrast} is outside 0..4 "
+                              f"or set on a version-1 codec; re-export the bundle")
+        model = StarterCodec(version, mel_noise=mel_noise, partial_contrast=contrast)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -164,9 +168,11 @@ def _mmaudio_encoder(bundle: Bundle, encoders: dict, device: str):
     return encoder
 
 
-def starter_descriptors(encoder_seed: int, *, mel_noise: float = 0.0) -> tuple[dict, dict]:
+def starter_descriptors(encoder_seed: int, *, mel_noise: float = 0.0,
+                        partial_contrast: float = 0.0) -> tuple[dict, dict]:
     """Manifest entries (codec, encoders) of a bundle built on the starter stack."""
     from engine.codec.starter import CODEC_VERSION
     return ({"kind": "starter", "version": CODEC_VERSION, "file": STARTER_CODEC_FILE,
-             "sampling_rate": 16000, "mel_noise": mel_noise},
+             "sampling_rate": 16000, "mel_noise": mel_noise,
+             **({"partial_contrast": partial_contrast} if partial_contrast else {})},
             {"kind": "starter", "seed": encoder_seed})

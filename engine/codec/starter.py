@@ -18,6 +18,10 @@ mean, the vocoder repeats its output every frame, a 62.5 Hz buzz in silence, and
 thuds; sampling the observation (mean + mel_noise x N(0, 1), drawn from the take's own generator)
 gives it the texture it was trained on (issue 14: the round trip's comb in silence from 22 dB to
 about real audio's, and the ball scenes' class back).
+
+`partial_contrast` (a bundle's `codec.partial_contrast`, default 0 = off): the strength `alpha` of
+the postfilter that restores the contrast of the Vocos vocoder's smeared partials
+(engine/codec/postfilter.py); inference only, the codec's weights are unchanged.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from torch import nn
 from engine.codec.bigvgan import BigVGANConfig, BigVGANGenerator
 from engine.codec.losses import multi_resolution_stft_loss
 from engine.codec.mel import MEL_16K, MelConverter
+from engine.codec.postfilter import PartialContrast
 from engine.codec.vae import LatentPosterior, MelVAE, VAEConfig
 from engine.codec.vocos_vocoder import VocosConfig, VocosVocoder
 
@@ -56,10 +61,13 @@ class CodecLosses:
 
 
 class StarterCodec(nn.Module):
-    def __init__(self, version: int = CODEC_VERSION, *, mel_noise: float = 0.0):
+    def __init__(self, version: int = CODEC_VERSION, *, mel_noise: float = 0.0,
+                 partial_contrast: float = 0.0):
         super().__init__()
         if not 0.0 <= mel_noise <= 1.0:
             raise ValueError(f"mel_noise {mel_noise} is outside 0..1 (log10 units)")
+        if partial_contrast and version == 1:
+            raise ValueError("partial_contrast needs the Vocos vocoder of codec version 2")
         self.mel_noise = float(mel_noise)
         if version not in CODEC_VERSIONS:
             raise ValueError(f"starter codec version {version!r} is not one this engine knows "
@@ -69,6 +77,8 @@ class StarterCodec(nn.Module):
         self.mel = MelConverter(MEL_16K)
         self.vae = MelVAE(vae)
         self.vocoder = BigVGANGenerator(vocoder) if version == 1 else VocosVocoder(vocoder)
+        if partial_contrast:
+            self.vocoder.partial_contrast = PartialContrast(alpha=float(partial_contrast))
         if vocoder.hop != MEL_16K.hop or vae.data_dim != MEL_16K.n_mels:
             raise ValueError("the starter vocoder hop and VAE mel bins must match MEL_16K")
 
