@@ -88,13 +88,13 @@ def test_a_stronger_alpha_sharpens_more_and_the_batch_items_are_independent():
 
 def test_only_bins_where_the_mel_shows_a_partial_above_300_hz_are_filtered():
     """The band gate: a band 20 dB (1 log10 unit) over the median of the five around it opens its
-    bins fully, a flat (noise-like) mel opens none, and nothing opens below 300 Hz, where the
-    mel's 62 Hz bands resolve partials and a bouncing ball's pitch glide lives."""
+    bins fully, a flat mel opens none, and nothing opens below 300 Hz, where the mel's bands
+    (30-50 Hz apart) resolve partials and a bouncing ball's pitch glide lives."""
     contrast = PartialContrast(alpha=2.0)
     flat = torch.full((1, 80, 20), -2.0)
     assert torch.equal(partial_bins(flat, contrast), torch.zeros(1, 513, 20))
     basis = slaney_mel_basis(MEL_16K)
-    high, low = 50, 5  # bands centred near 2.3 kHz and 160 Hz
+    high, low = 50, 5  # bands centred near 2.5 kHz and 220 Hz
     peaked = flat.clone()
     peaked[0, [high, low], :] += 1.0
     gate = partial_bins(peaked, contrast)[0]
@@ -119,7 +119,7 @@ def test_settings_out_of_range_are_refused(bad):
         PartialContrast(**bad)
 
 
-def test_the_vocoder_is_unchanged_without_it_and_its_partials_ring_with_it():
+def test_the_vocoder_is_unchanged_without_it_and_its_partials_ring_with_it(monkeypatch):
     """On the shipped codec's weights, the ring after a struck synth plate (the evaluator's
     tonality: peak over median of the spectrum 20-300 ms after the event) rises with the filter;
     without it the vocoder is the Vocos head's own arithmetic."""
@@ -138,9 +138,18 @@ def test_the_vocoder_is_unchanged_without_it_and_its_partials_ring_with_it():
         mel = codec.mel(real)
         vocoder.partial_contrast = None
         plain = vocoder(mel)[0, 0].numpy()
-        assert np.array_equal(plain, vocoder.head(vocoder.backbone(mel)).clamp(-1, 1)[0].numpy())
         vocoder.partial_contrast = PartialContrast(alpha=2.0)
         sharp = vocoder(mel)[0, 0].numpy()
+        # the filter's branch repeats the Vocos head's arithmetic: with the filter made the
+        # identity it must give the head's own output exactly (a vocos upgrade would show here)
+        import engine.codec.vocos_vocoder as vocos_vocoder
+        monkeypatch.setattr(vocos_vocoder, "sharpen_partials", lambda mag, mel, contrast: mag)
+        assert np.array_equal(vocoder(mel)[0, 0].numpy(), plain)
+        assert np.array_equal(plain, vocoder.head(vocoder.backbone(mel)).clamp(-1, 1)[0].numpy())
+        # never in train mode: the codec trainer's losses see the vocoder itself
+        vocoder.train()
+        assert np.array_equal(vocoder(mel)[0, 0].numpy(), plain)
+        vocoder.eval()
     ring_real, ring_plain, ring_sharp = (np.mean(event_tonality(w, scene.events))
                                         for w in (real[0].numpy(), plain, sharp))
     assert ring_sharp > ring_plain + 5 and ring_sharp < ring_real + 10
@@ -169,6 +178,38 @@ def test_a_bundles_manifest_turns_it_on_and_bad_values_are_refused(tmp_path):
     assert load_codec(load_bundle(bundle("plain"))).vocoder.partial_contrast is None
     on = load_codec(load_bundle(bundle("on", partial_contrast=1.5))).vocoder.partial_contrast
     assert on == PartialContrast(alpha=1.5)
-    for bad in (-1.0, 6.0):
-        with pytest.raises(BundleError, match=r"partial_contrast .* outside 0..4 .*re-export"):
-            load_codec(load_bundle(bundle(f"bad{bad}", partial_contrast=bad)))
+    for name, bad in (("neg", -1.0), ("big", 6.0), ("text", "2"), ("bool", True), ("null", None)):
+        with pytest.raises(BundleError, match=r"partial_contrast .* must be a number from 0 "
+                                              r"\(off\) to 4; fix the manifest or re-export"):
+            load_codec(load_bundle(bundle(name, partial_contrast=bad)))
+    codec_v1 = {k: v for k, v in starter_descriptors(20251123)[0].items() if k != "mel_noise"}
+    old = save_bundle(tmp_path / "v1", build_network(
+        "tiny", latent_dim=8, clip_dim=64, sync_dim=72, text_dim=64, text_seq_len=16,
+        training_duration=2.0), preset="tiny", encoders=starter_descriptors(20251123)[1],
+        codec={**codec_v1, "version": 1, "partial_contrast": 2.0},
+        extra={STARTER_CODEC_FILE: StarterCodec(1).state_dict()})
+    with pytest.raises(BundleError, match="needs the Vocos vocoder of codec version 2.*remove"):
+        load_codec(load_bundle(old))
+
+
+def test_the_postfilter_reads_partials_from_the_mean_mel_not_its_sampled_texture(monkeypatch):
+    """With `mel_noise`, the vocoder hears the textured mel but the band gate reads the decoded
+    mean: noise on a flat mel would otherwise open the gate at random (0.13 on average above
+    600 Hz at the shipped 0.1) and sharpen noise-like sounds."""
+    contrast = PartialContrast(alpha=2.0)
+    flat = torch.full((1, 80, 40), -2.0)
+    noisy = flat + 0.1 * torch.randn(flat.shape, generator=torch.Generator().manual_seed(0))
+    assert partial_bins(noisy, contrast).mean() > 0.05  # what the texture alone would open
+    torch.manual_seed(0)
+    codec = StarterCodec(mel_noise=0.1, partial_contrast=2.0).eval()
+    seen = []
+    import engine.codec.vocos_vocoder as vocos_vocoder
+    real = vocos_vocoder.sharpen_partials
+
+    def spy(mag, gate_mel, contrast):
+        seen.append(gate_mel)
+        return real(mag, gate_mel, contrast)
+    monkeypatch.setattr(vocos_vocoder, "sharpen_partials", spy)
+    with torch.no_grad():
+        codec.vocode(flat, torch.Generator().manual_seed(3))
+    assert len(seen) == 1 and torch.equal(seen[0], flat)

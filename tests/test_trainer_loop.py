@@ -1,5 +1,6 @@
 """The training loop: loss falls, resume is bit-identical on CPU, checkpoints survive kills."""
 import json
+import contextlib
 import os
 import queue
 import signal
@@ -141,33 +142,44 @@ def wait_for_step(proc: subprocess.Popen, at_least: int, seconds: float = 120.0)
         try:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            proc.kill()
             raise AssertionError(f"training printed no step >= {at_least} in {seconds:.0f} s")
         if line is None:
-            raise AssertionError(f"training ended (exit {proc.wait()}) before step {at_least}")
+            raise AssertionError(f"training ended (exit {proc.wait(30)}) before step {at_least}")
         words = line.split()
         if len(words) == 2 and words[0] == "step" and int(words[1]) >= at_least:
             return int(words[1])
+
+
+@contextlib.contextmanager
+def training_process(cache: Path, run: Path, env: dict):
+    """The endless training run of KILL_SCRIPT; killed on the way out whatever happened, so a
+    failing test never leaves a 10**6-step trainer running beside the rest of the suite."""
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
 
 
 def test_sigterm_writes_a_checkpoint_and_kill_9_keeps_the_previous_one(shards, tmp_path):
     cache = write_shards(shards, tmp_path / "cache")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    wait_for_step(proc, 3)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0  # clean exit
+    with training_process(cache, run, env) as proc:
+        wait_for_step(proc, 3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # clean exit
     interrupted = latest_checkpoint(run)
     assert interrupted is not None and int(interrupted.stem.split("-")[1]) >= 3
     interrupted_step = int(interrupted.stem.split("-")[1])
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cache), str(run), str(ROOT)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    # The resumed run goes on from the interrupted step and writes checkpoints every 2 steps.
-    wait_for_step(proc, interrupted_step + 6)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    with training_process(cache, run, env) as proc:
+        # the resumed run goes on from the interrupted step, a checkpoint every 2 steps
+        wait_for_step(proc, interrupted_step + 6)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
     assert int(latest_checkpoint(run).stem.split("-")[1]) > interrupted_step
     import dataclasses
     last_step = int(latest_checkpoint(run).stem.split("-")[1])

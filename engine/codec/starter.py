@@ -106,10 +106,15 @@ class StarterCodec(nn.Module):
     def vocode(self, mel: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """A decoded (mean) log-mel -> waveform, the observation sampled with `mel_noise` from
         `generator` (a fixed one when None: the same latent always sounds the same)."""
+        mean = mel
         if self.mel_noise:
             generator = generator or torch.Generator().manual_seed(0)
             noise = torch.randn(mel.shape, generator=generator, dtype=mel.dtype)
             mel = mel + self.mel_noise * noise.to(mel.device)
+        if getattr(self.vocoder, "partial_contrast", None) is not None:
+            # the postfilter finds partials in the mean: the sampled texture is noise, and read
+            # as band prominence it would sharpen noise-like sounds too
+            return self.vocoder(mel, gate_mel=mean).squeeze(1)
         return self.vocoder(mel).squeeze(1)
 
     def training_losses(self, wave: torch.Tensor, *, kl_weight: float = 1e-4,

@@ -39,22 +39,24 @@ class VocosVocoder(nn.Module):
                                       intermediate_dim=cfg.intermediate_dim,
                                       num_layers=cfg.num_layers)
         self.head = ISTFTHead(dim=cfg.dim, n_fft=cfg.n_fft, hop_length=cfg.hop, padding="same")
-        # off while training; a bundle's codec turns it on (`codec.partial_contrast`)
+        # a bundle's codec turns it on (`codec.partial_contrast`); never applied in train mode
         self.partial_contrast: PartialContrast | None = None
 
     @property
     def hop(self) -> int:
         return self.cfg.hop
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, num_mels, T) log-mel -> (B, 1, T * hop), as BigVGANGenerator returns."""
-        if self.partial_contrast is None:
+    def forward(self, mel: torch.Tensor, gate_mel: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, num_mels, T) log-mel -> (B, 1, T * hop), as BigVGANGenerator returns. `gate_mel`:
+        the mel the postfilter reads partials from when `mel` carries sampled texture (the
+        decoded mean; default `mel` itself)."""
+        if self.partial_contrast is None or self.training:
             return self.head(self.backbone(mel)).clamp(-1.0, 1.0).unsqueeze(1)
         # the head's own arithmetic (vocos.heads.ISTFTHead.forward), with the magnitude
         # postfiltered before the inverse STFT
         out = self.head.out(self.backbone(mel)).transpose(1, 2)
         log_magnitude, phase = out.chunk(2, dim=1)
-        magnitude = sharpen_partials(torch.exp(log_magnitude).clip(max=1e2), mel,
-                                     self.partial_contrast)
+        magnitude = sharpen_partials(torch.exp(log_magnitude).clip(max=1e2),
+                                     mel if gate_mel is None else gate_mel, self.partial_contrast)
         spectrum = magnitude * (torch.cos(phase) + 1j * torch.sin(phase))
         return self.head.istft(spectrum).clamp(-1.0, 1.0).unsqueeze(1)
