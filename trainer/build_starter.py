@@ -304,8 +304,7 @@ def _picture_provenance(out: Path) -> dict:
 
 def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaults: dict | None = None,
                  weights: str = "model", codec_file: Path | None = None,
-                 mel_noise: float | None = None, partial_contrast: float | None = None,
-                 provenance: dict | None = None) -> Path:
+                 mel_noise: float | None = None, provenance: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
     from engine.bundles.components import STARTER_CODEC_FILE, starter_descriptors
@@ -319,7 +318,7 @@ def stage_export(out: Path, target: Path, *, run_name: str = SHIPPED_RUN, defaul
                         f"first (python -m trainer.build_starter {stage} --out {out})")
     codec_desc, encoder_desc = starter_descriptors(
         ENCODER_SEED, mel_noise=MEL_NOISE if mel_noise is None else mel_noise,
-        partial_contrast=PARTIAL_CONTRAST if partial_contrast is None else partial_contrast)
+        partial_contrast=PARTIAL_CONTRAST)
     codec_path = codec_file or out / "codec" / "codec.safetensors"
     # how far each part of the codec trained, as the codec file records it (`combine_parts`),
     # so the manifest tells a codec whose decoder was fine-tuned from one that was not

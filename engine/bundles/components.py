@@ -23,11 +23,13 @@ def load_codec(bundle: Bundle):
         if not 0.0 <= mel_noise <= 1.0:
             raise BundleError(f"{bundle.path}: codec.mel_noise {mel_noise} is outside 0..1; "
                               f"re-export the bundle")
+        from engine.codec.postfilter import MAX_ALPHA
         contrast = codec.get("partial_contrast", 0.0)  # absent in bundles made before it
         if isinstance(contrast, bool) or not isinstance(contrast, (int, float)) \
-                or not 0.0 <= contrast <= 4.0:
+                or not 0.0 <= contrast <= MAX_ALPHA:
             raise BundleError(f"{bundle.path}: codec.partial_contrast {contrast!r} must be a "
-                              f"number from 0 (off) to 4; fix the manifest or re-export the bundle")
+                              f"number from 0 (off) to {MAX_ALPHA:g}; fix the manifest or "
+                              f"re-export the bundle")
         if contrast and version == 1:
             raise BundleError(f"{bundle.path}: codec.partial_contrast needs the Vocos vocoder of "
                               f"codec version 2, this bundle's codec is version 1; remove the key")

@@ -41,6 +41,8 @@ import torch.nn.functional as F
 
 from engine.codec.mel import MEL_16K, slaney_mel_basis
 
+MAX_ALPHA = 4.0  # the strongest a bundle may ask for (`codec.partial_contrast`)
+
 
 @dataclass(frozen=True)
 class PartialContrast:
@@ -58,8 +60,8 @@ class PartialContrast:
     attack_db: float = 10.0
 
     def __post_init__(self):
-        if not 0.0 < self.alpha <= 4.0:
-            raise ValueError(f"partial contrast {self.alpha} is outside (0, 4]")
+        if not 0.0 < self.alpha <= MAX_ALPHA:
+            raise ValueError(f"partial contrast {self.alpha} is outside (0, {MAX_ALPHA:g}]")
         for name in ("width_bins", "hold_frames"):
             value = getattr(self, name)
             if value < 3 or value % 2 == 0:
@@ -67,10 +69,12 @@ class PartialContrast:
 
 
 @lru_cache(maxsize=None)
-def _mel_to_bins() -> tuple[torch.Tensor, torch.Tensor]:
-    """The vocoder's mel filters (MEL_16K: the starter codec's) and each bin's total weight."""
+def _mel_to_bins() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The vocoder's mel filters (MEL_16K: the starter codec's), each bin's total weight and
+    each bin's frequency in Hz."""
     basis = slaney_mel_basis(MEL_16K).float()
-    return basis, basis.sum(0)
+    hz = torch.linspace(0.0, MEL_16K.sampling_rate / 2, basis.shape[1])
+    return basis, basis.sum(0), hz
 
 
 def _hold(x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -93,7 +97,7 @@ def frame_weight(level: torch.Tensor, contrast: PartialContrast) -> torch.Tensor
 
 def partial_bins(mel: torch.Tensor, contrast: PartialContrast) -> torch.Tensor:
     """(B, 80, frames) log10 mel -> (B, 513, frames) 0..1: where the mel shows a partial."""
-    basis, weight = _mel_to_bins()
+    basis, weight, hz = _mel_to_bins()
     if mel.shape[1] != basis.shape[0]:
         raise ValueError(f"the partial-contrast postfilter reads {basis.shape[0]}-band mels, "
                          f"got {mel.shape[1]}")
@@ -103,8 +107,8 @@ def partial_bins(mel: torch.Tensor, contrast: PartialContrast) -> torch.Tensor:
     bands = (prominence / contrast.band_prominence).clamp(0.0, 1.0)
     bins = torch.einsum("mk,bmt->bkt", basis.to(mel.device), bands)
     bins = _hold(bins / (weight.to(mel.device)[None, :, None] + 1e-9), contrast.hold_frames)
-    hz = torch.linspace(0.0, MEL_16K.sampling_rate / 2, basis.shape[1], device=mel.device)
-    high = ((hz - contrast.low_hz) / (contrast.full_hz - contrast.low_hz)).clamp(0.0, 1.0)
+    high = ((hz.to(mel.device) - contrast.low_hz)
+            / (contrast.full_hz - contrast.low_hz)).clamp(0.0, 1.0)
     return bins.clamp(0.0, 1.0) * high[None, :, None]
 
 
