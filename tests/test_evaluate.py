@@ -128,3 +128,24 @@ def test_the_classifier_learns_from_real_audio_only(monkeypatch):
         assert all(any(torch.equal(row, w) for w in waves) for row in batch)
     with safe_open(str(CLASSIFIER_PATH), framework="pt") as fh:
         assert "real audio only" in fh.metadata()["provenance"]
+
+
+@pytest.mark.slow
+def test_the_gate_only_report_of_the_shipped_bundle(tmp_path):
+    """`trainer.experiments --gate-only`: the go / no-go on a new bundle, on the shipped starter
+    bundle and 3 unseen scenes: the gate, the round trip and the codec stages, no grids, and the
+    card's markdown renders from it."""
+    from engine.paths import starter_bundle_dir
+    from trainer.experiments import main
+    out = tmp_path / "gate.json"
+    assert main(["--bundle", str(starter_bundle_dir()), "--scenes", "3", "--seed", "5",
+                 "--out", str(out), "--gate-only"]) == 0
+    import json
+    report = json.loads(out.read_text())
+    assert {"gate", "codec_round_trip", "stages", "threshold_sensitivity"} <= set(report)
+    assert not {"steps", "guidance", "shuffled_video", "with_caption"} & set(report)
+    assert list(report["stages"]) == ["real", "vocoder", "codec_round_trip", "generated"]
+    assert report["stages"]["real"]["class_accuracy"] == 1.0  # the evaluator on real audio
+    text = out.with_suffix(".md").read_text()
+    assert "Gate (one step, defaults)" in text and "Codec stages" in text
+    assert "(a) Steps" not in text

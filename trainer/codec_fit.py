@@ -52,7 +52,6 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from auraloss.freq import MultiResolutionSTFTLoss
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -61,6 +60,7 @@ from engine.codec.starter import CODEC_VERSION, StarterCodec
 from engine.errors import UserError
 from trainer.augment import augment
 from trainer.data.windows import decode_audio
+from trainer.stft_loss import multi_resolution_stft_loss
 
 PARTS = ("vae", "vae-decoder", "vocoder", "vocoder-timbre", "vocoder-lines", "vocoder-codec",
          "vocoder-gan")
@@ -204,7 +204,7 @@ def vae_loss(codec: StarterCodec, wave: torch.Tensor, gen: torch.Generator,
 
 class _VocoderLosses:
     def __init__(self, long_windows: bool = False):
-        self.stft = MultiResolutionSTFTLoss(**(_STFT_LINES if long_windows else _STFT))
+        self.stft = multi_resolution_stft_loss(**(_STFT_LINES if long_windows else _STFT))
 
     def reconstruction(self, codec: StarterCodec, wave: torch.Tensor, *, timbre: bool = False,
                        hear: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
