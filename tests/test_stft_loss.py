@@ -15,7 +15,10 @@ def test_the_loss_and_its_gradient_are_auralosses(resolutions):
     guess = target + 0.05 * torch.randn(3, 1, 16384, generator=gen)
     guess[:, :, 4000:6000] = 0.0
     grads, values = [], []
-    for loss in (MultiResolutionSTFTLoss(**resolutions), multi_resolution_stft_loss(**resolutions)):
+    ours = multi_resolution_stft_loss(**resolutions)
+    assert len(ours.stft_losses) == len(resolutions["fft_sizes"])
+    assert all(type(each) is MagnitudeSTFTLoss for each in ours.stft_losses)
+    for loss in (MultiResolutionSTFTLoss(**resolutions), ours):
         x = guess.clone().requires_grad_()
         value = loss(x, target)
         value.backward()

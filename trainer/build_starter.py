@@ -3,11 +3,12 @@
     python -m trainer.build_starter all --out runs/starter
 
 `all` keeps both cores busy for about 2 h 45 min (model card, "How it was trained"). This core:
-data (both cores), the VAE, the cache's latents, the network (taking the other core too once
-that is free), the evaluator's classifier; the other core meanwhile: the cache's picture and
-text features (they need no codec), the vocoder chain, the VAE decoder's fine-tune and the codec
-file; then export, defaults and demo on both. Stages (each resumable; `all` resumes where it
-stopped):
+data (both cores), the VAE, its decoder's fine-tune, the cache's latents, the network (taking
+the other core too once that is free); the other core meanwhile: the cache's picture and text
+features (they need no codec), then the vocoder chain; then the codec file, export, defaults
+and demo on both. The evaluator's classifier is not rebuilt by `all` (a fixed instrument: its
+own stage). Stages (each resumable; `all` resumes where it stopped, and refuses to run twice
+on one folder at once):
   data         synth scenes: 3000 train (namespace "train"), 64 validation ("validation"),
                kept once complete (synth/complete.json): the cache is keyed by their files
   codec        the starter codec version 2: `vae` and `vocoder` + `vocoder-timbre` +
@@ -67,8 +68,8 @@ PICTURE_RUN = "picture"
 SHIPPED_INIT = "the fit run (recipe starter, 5000 steps), raw weights"
 VAE = dict(steps=4000, files=1600, batch=16, segment=16384, lr=4e-3)
 # then the decoder alone with each crop's worst bins weighed (the encoder, so the latents the
-# network trains on, unchanged): in `all` it runs after the classifier, beside the network's fit;
-# the shipped decoder since the seventh pass of issue 14 (model card, "The ball's tail")
+# network trains on, unchanged): in `all` right after the VAE, while the other core still
+# computes the cache's features; since the seventh pass of issue 14 (model card, "The ball's tail")
 VAE_DECODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=1e-3)
 VOCODER = dict(steps=1500, files=1600, batch=16, segment=16384, lr=5e-4)
 # then on with the mel L1 over the loud bins and the partials too (the shipped vocoder since the
@@ -202,6 +203,7 @@ def stage_latents(out: Path) -> None:
     with mp.get_context("spawn").Pool(WORKERS) as pool:
         pool.map(_cache_part, [(out, p, True) for p in range(WORKERS)])
     _write_latent_stats(out)
+    (out / "cache" / LATENTS_PENDING).unlink(missing_ok=True)
 
 
 def _write_latent_stats(out: Path) -> None:
@@ -210,9 +212,14 @@ def _write_latent_stats(out: Path) -> None:
     write_latent_stats(out / "cache", cached_shards(out))
 
 
+LATENTS_PENDING = "latents.pending"  # in out/cache: latents from an untrained VAE
+
+
 def stage_features(out: Path) -> None:
     """The cache's features on this process's one thread, before the VAE is trained (`all`:
-    beside it); `stage_latents` then fills in the latents."""
+    beside it); `stage_latents` then fills in the latents (until then `fit` refuses)."""
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    (out / "cache" / LATENTS_PENDING).write_text("run the `latents` stage\n")
     for part in range(WORKERS):
         _cache_part((out, part, False, "features-first"))
 
@@ -229,7 +236,7 @@ def cached_shards(out: Path) -> list[dict]:
 
 
 def _train_run(out: Path, run_name: str, network, recipe, *, label: str, max_steps: int | None,
-               record: dict | None = None, widen: Optional[Callable[[], bool]] = None) -> None:
+               record: dict | None = None, widen: Optional[Callable[[], bool]] = None):
     """Train `network` with `recipe` on the cache into out/run_name (resumable), logging every
     50 steps as `label`, and write its run.json (`record` added to it). `widen`: asked every
     step while the run has one thread; once it says the other core is free, the run takes it."""
@@ -253,28 +260,34 @@ def _train_run(out: Path, run_name: str, network, recipe, *, label: str, max_ste
          "status": result.status}, indent=2, default=str))
     _log(label, f"{result.status} at step {result.step}, loss {result.last_loss:.4f}, "
                 f"{elapsed / 60:.1f} min")
+    return result
 
 
 def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
               max_steps: int | None = None, overrides: dict | None = None,
-              threads: int = 1, widen: Optional[Callable[[], bool]] = None) -> None:
+              threads: int = 1, widen: Optional[Callable[[], bool]] = None):
     import dataclasses
 
     from trainer.export import new_network
     from trainer.recipe import load_recipe
     torch.set_num_threads(threads)
+    pending = out / "cache" / LATENTS_PENDING
+    if pending.exists():
+        raise UserError(f"{out / 'cache'}: its latents are placeholders from before the VAE was "
+                        f"trained ({pending.name}); run the `latents` stage first")
     recipe = load_recipe(recipe_name)
     if overrides:
         recipe = dataclasses.replace(recipe, **overrides)
     torch.manual_seed(recipe.seed)
-    _train_run(out, run_name, new_network("starter", out / "cache"), recipe, label="fit",
-               max_steps=max_steps, widen=widen)
+    return _train_run(out, run_name, new_network("starter", out / "cache"), recipe, label="fit",
+                      max_steps=max_steps, widen=widen)
 
 
 def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None,
                   widen: Optional[Callable[[], bool]] = None) -> None:
-    """The third run: the fitted network fine-tuned so that the picture, not the caption,
-    decides the material (recipes/starter-picture.toml). It starts from the fit run's raw
+    """The fitted network fine-tuned so that the picture, not the caption, decides the
+    material (recipes/starter-picture.toml; the shipped network of the sixth to eighth passes
+    of issue 14, no longer part of `all`). It starts from the fit run's raw
     weights, exported as a bundle of its own (runs/starter/fit-bundle) as `mfmjt train fit
     --init` would start from it."""
     from engine.bundles import load_bundle
@@ -412,7 +425,7 @@ GUIDANCE_CHOICE = dict(scenes=40, seed=1000)  # choose w on these, report the ga
 
 
 def stage_defaults(out: Path, target: Path, *, weights: str = "model",
-                   classifier_path: Path | None = None) -> dict:
+                   classifier_path: Path | None = None, run_name: str = SHIPPED_RUN) -> dict:
     """Choose the default guidance strength (one step, CFG-scaled) on held-out scenes that are
     not the gate's (evaluation seed 1000), and export the bundle again with it recorded."""
     from engine.pipeline import FoleyPipeline
@@ -431,7 +444,7 @@ def stage_defaults(out: Path, target: Path, *, weights: str = "model",
         _log("defaults", f"w={w:g}: F1 {m['onset_f1']:.3f} acc {m['class_accuracy']:.3f}")
     best = max(GUIDANCE, key=lambda w: (scores[w], -w))  # a tie keeps the weaker guidance
     defaults = {"guidance": best, "mode": "scaled", "steps": 1}
-    stage_export(out, target, defaults=defaults, weights=weights)
+    stage_export(out, target, run_name=run_name, defaults=defaults, weights=weights)
     (out / "defaults.json").write_text(json.dumps({"chosen": defaults, "scores": scores,
                                                    **GUIDANCE_CHOICE}, indent=2))
     return defaults
@@ -452,9 +465,21 @@ def stage_vae_decoder(out: Path, *, threads: int = 1) -> None:
 FEATURES_DONE = "features.done"  # in out/cache: the features pass of `all` finished
 
 
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the one that started it dies (even by SIGKILL), so
+    a killed `all` leaves no second writer behind to race the resumed one."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not glibc Linux: the lock in `build_all` still refuses a second `all`
+        pass
+
+
 def _other_core(out: Path, features_done) -> None:
     """`all`'s second core, beside the VAE and then the network: the cache's features (they need
     no codec), then the vocoder chain."""
+    _die_with_parent()
     torch.set_num_threads(1)
     marker = out / "cache" / FEATURES_DONE
     if not marker.exists():
@@ -483,7 +508,18 @@ def build_all(out: Path, bundle: Path, classifier_path: Path = CLASSIFIER_PATH, 
     defaults are chosen with the evaluator's classifier at `classifier_path`: a fixed instrument
     (the `classifier` stage trains it, 12 min; not part of the bundle), so that every build is
     judged by the same one."""
+    import fcntl
     started = time.time()
+    if not Path(classifier_path).is_file():
+        raise UserError(f"{classifier_path}: the evaluator's classifier is missing (the defaults "
+                        f"are chosen with it); train it first: python -m trainer.build_starter "
+                        f"classifier --out {out}")
+    lock = open(out / "build.lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"{out}: another `all` is building there; wait for it or stop it "
+                        f"first") from None
     stage_data(out)
     context = mp.get_context("spawn")
     features_done = context.Event()
@@ -499,8 +535,14 @@ def build_all(out: Path, bundle: Path, classifier_path: Path = CLASSIFIER_PATH, 
         stage_latents(out)
 
         def other_core_free() -> bool:
-            return not other.is_alive()
-        stage_fit(out, max_steps=max_steps, widen=other_core_free)
+            if other.exitcode:  # failed: stop now, not after the fit
+                raise SystemExit(f"the vocoder chain on the other core failed ({other.exitcode});"
+                                 f" its log above says why; run `all` again to resume")
+            return other.exitcode == 0
+        result = stage_fit(out, max_steps=max_steps, widen=other_core_free)
+        if result.status != "finished":
+            raise SystemExit(f"the network's fit was {result.status} at step {result.step}; run "
+                             f"`all` again to resume")
         other.join()
         if other.exitcode:
             raise SystemExit(f"the work on the other core failed ({other.exitcode}); its log "
@@ -532,6 +574,9 @@ def main(argv=None) -> int:
                         help="where `classifier` writes the evaluator's classifier and `all` "
                              "and `defaults` read it (default: the one the product ships)")
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--run", default=SHIPPED_RUN, choices=[SHIPPED_RUN, PICTURE_RUN],
+                        help="which run `export` and `defaults` ship (default: the fit, "
+                             f"{SHIPPED_RUN!r}; {PICTURE_RUN!r}: the picture fine-tune)")
     parser.add_argument("--weights", choices=["ema", "model"], default="model",
                         help="which weights `export` and `defaults` ship (default: the raw "
                              "weights, the model card's choice over the EMA)")
@@ -566,9 +611,10 @@ def main(argv=None) -> int:
     if stage == "ablation":
         stage_ablation(out)
     if stage == "export":
-        stage_export(out, args.bundle, weights=args.weights)
+        stage_export(out, args.bundle, run_name=args.run, weights=args.weights)
     if stage == "defaults":
-        stage_defaults(out, args.bundle, weights=args.weights, classifier_path=args.classifier)
+        stage_defaults(out, args.bundle, weights=args.weights, classifier_path=args.classifier,
+                       run_name=args.run)
     if stage == "demo":
         stage_demo(args.bundle.parent / "demo")
     return 0

@@ -240,6 +240,22 @@ def _read_meta(out_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _record_progress(out_dir: Path, part: str, step: int) -> None:
+    """`part` trained to `step`, merged into the folder's progress under a lock: parts train in
+    parallel processes (`build_starter all`), and an unlocked read-merge-write could put back
+    another part's older count (a finished VAE read as unfinished refuses to resume)."""
+    import fcntl
+    with open(out_dir / "progress.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = _read_meta(out_dir)
+            current[f"{part}_steps"] = step
+            with atomic_target(out_dir / "progress.json", overwrite=True) as tmp:
+                tmp.write_text(json.dumps(current))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int, batch: int = 16,
               segment: int = 16384, lr: float = 5e-4, kl_weight: float = 1e-4, seed: int = 0,
               save_every: int = 100, resume: bool = False,
@@ -321,10 +337,7 @@ def fit_codec(waves: torch.Tensor, out_dir: Path | str, *, part: str, steps: int
         if disc is not None:
             with atomic_target(out_dir / "discriminators.safetensors", overwrite=True) as tmp:
                 save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(tmp))
-        current = _read_meta(out_dir)  # parts run in parallel processes: merge, never clobber
-        current[f"{part}_steps"] = step
-        with atomic_target(out_dir / "progress.json", overwrite=True) as tmp:
-            tmp.write_text(json.dumps(current))
+        _record_progress(out_dir, part, step)
 
     for step in range(start, steps):
         wave = augment(_crops(waves, batch, segment, gen), gen)

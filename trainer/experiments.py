@@ -97,12 +97,13 @@ def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
     return report
 
 
-def ablation_only(report: dict, ablation: dict[str, Path], log=print) -> dict:
+def ablation_only(report: dict, ablation: dict[str, Path], log=print,
+                  classifier_path: Path | None = None) -> dict:
     """Add table (c) to an existing report, on the same scenes and settings."""
     from engine.pipeline import FoleyPipeline
     from trainer.classifier import load_classifier
     from trainer.evaluate import evaluate, prepare_scenes
-    classifier = load_classifier()
+    classifier = load_classifier() if classifier_path is None else load_classifier(classifier_path)
     base = {"guidance": report["defaults"]["guidance"], "mode": report["defaults"]["mode"],
             "steps": 1}
     scene_set = None
@@ -211,8 +212,11 @@ def main(argv=None) -> int:
                         help="the evaluator's classifier (default: the one the product ships)")
     args = parser.parse_args(argv)
     ablation = {k: Path(v) for k, v in (item.split("=", 1) for item in args.ablation)}
+    if args.gate_only and (ablation or args.ablation_only):
+        parser.error("--gate-only measures no ablation; leave out --ablation / --ablation-only")
     if args.ablation_only:
-        report = ablation_only(json.loads(args.out.read_text()), ablation)
+        report = ablation_only(json.loads(args.out.read_text()), ablation,
+                               classifier_path=args.classifier)
     else:
         report = run(args.bundle, scenes=args.scenes, seed=args.seed, ablation=ablation,
                      pictures=args.pictures, gate_only=args.gate_only,

@@ -2,10 +2,10 @@
 
 `auraloss.freq.STFTLoss.stft` returns the phase (`torch.angle`) beside the magnitude on every
 call, for a phase term our losses weigh 0 (auraloss's default `w_phs`). On one CPU thread the
-angles of the input and the target and their copies were about half the loss's time and a
-quarter of a starter vocoder step (0.6 of 1.3 s on 16 x 1 s crops; issue 14, the build's time
-budget). The loss and its gradient are auraloss's, unchanged: tests/test_stft_loss.py compares
-them with the library's own class."""
+angles and their copies were a third of the loss's forward and backward (0.76 -> 0.51 s on 16 x
+1 s crops at the vocoder's three resolutions) and ~8 % of a starter vocoder step (1.19 -> 1.10
+s; issue 14, the build's time budget). The loss and its gradient are auraloss's, unchanged:
+tests/test_stft_loss.py compares them with the library's own class."""
 from __future__ import annotations
 
 import torch
