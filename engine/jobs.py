@@ -22,7 +22,7 @@ from typing import Optional
 from engine.cancel import CancelCheck, Progress, ProgressCallback, raise_if_cancelled
 from engine.devices import is_out_of_memory, out_of_memory_error, resolve_device
 from engine.errors import RequestError, UserError
-from engine.naming import provenance as make_provenance
+from engine.naming import clashing_provenance_keys, provenance as make_provenance
 from engine.pipeline import GenerateRequest
 
 
@@ -145,6 +145,10 @@ def generate_takes(request: TakeRequest, *, progress: Optional[ProgressCallback]
         raise UserError("no folder for the takes; choose one", field="out")
     media = None if request.media is None else Path(request.media)
     out = Path(request.out)
+    if clashing := clashing_provenance_keys(request.extra_provenance):
+        raise RequestError(f"extra provenance {', '.join(map(repr, clashing))}: the engine "
+                           f"records that itself; give your own keys other names",
+                           field="extra_provenance")
     if request.best_of is not None and request.best_of < request.takes:
         raise RequestError(f"best-of {request.best_of} is fewer than the {request.takes} takes "
                            f"asked for; generate at least as many candidates as takes",

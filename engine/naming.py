@@ -97,18 +97,32 @@ def handles(body_start: Fraction, body_duration: Fraction, media_duration: Fract
 
 
 # ---------------------------------------------------------------- provenance
+# the keys the engine itself writes into a delivery's provenance (`provenance`); a client's own
+# (`extra_provenance`) must use other names, or the record would lie about how a take was made
+ENGINE_PROVENANCE_KEYS = ("bundle", "network_sha256", "codec_version", "codec_partial_contrast",
+                          "guidance", "mode", "steps", "seed", "prompt", "negative_prompt")
+
+
+def clashing_provenance_keys(extra: dict) -> list[str]:
+    """The keys of a client's extra provenance that are the engine's own."""
+    return [key for key in extra if key in ENGINE_PROVENANCE_KEYS]
+
+
 def provenance(*, bundle: str, network_sha256: str, codec_version: Optional[int], settings: dict,
                seed: int, prompt: str, negative_prompt: str,
                codec_partial_contrast: Optional[float] = None, **extra) -> dict:
     """The `"mfmjt"` metadata of a delivery, one key set for every front end: written into each
     WAV's BWF note, the timeline clips' metadata and the JSON reports. The codec's postfilter
     strength is in it because it changes the sound of the same network, codec and seed."""
+    if clashing := clashing_provenance_keys(extra):
+        raise ValueError(f"extra provenance keys {clashing} are the engine's own")
     return {"bundle": bundle, "network_sha256": network_sha256, "codec_version": codec_version,
             "codec_partial_contrast": codec_partial_contrast,
             **settings, "seed": seed, "prompt": prompt, "negative_prompt": negative_prompt,
             **extra}
 
 
-__all__ = ["HANDLE_SECONDS", "METADATA_KEY", "generation_stem", "glob_escape", "handles",
+__all__ = ["ENGINE_PROVENANCE_KEYS", "HANDLE_SECONDS", "METADATA_KEY", "clashing_provenance_keys",
+           "generation_stem", "glob_escape", "handles",
            "next_generation_version", "next_version", "next_version_path", "preview_path",
            "provenance", "slug", "take_path", "timeline_take_paths", "timeline_take_stem"]

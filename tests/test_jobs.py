@@ -193,6 +193,9 @@ def test_user_errors_name_the_field_not_a_flag(pipeline, movie, tmp_path):  # no
     taken.write_bytes(b"mine")
     cases = [(dict(out=taken), "out", "is a file, not a folder"),
              (dict(takes=3, best_of=2), "best_of", "fewer than the 3 takes"),
+             # a client's key that would overwrite the engine's record of how the take was made
+             (dict(extra_provenance={"shot": "12A", "seed": 3, "guidance": 9}),
+              "extra_provenance", "'seed', 'guidance': the engine records that itself"),
              (dict(steps=0), "steps", "steps must be from 1"),
              (dict(guidance=float("nan")), "guidance", "finite"),
              (dict(media=tmp_path / "missing.mp4"), "media", "missing.mp4"),
