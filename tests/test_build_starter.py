@@ -97,7 +97,8 @@ def test_all_refuses_without_the_evaluator_and_beside_another_all(tmp_path):
 
 def test_features_first_then_latents_gives_the_trained_vaes_latents(tmp_path):
     """`all`'s cache: the features before the VAE is trained (placeholder latents, `fit`
-    refuses them), then `latents` puts in the trained VAE's own, features kept."""
+    refuses them), then `latents` puts in the trained VAE's own, features kept; then a `fit`
+    on that cache, stopped."""
     from safetensors.torch import save_file
 
     from engine.codec.starter import StarterCodec
@@ -129,3 +130,32 @@ def test_features_first_then_latents_gives_the_trained_vaes_latents(tmp_path):
         with torch.no_grad():
             expected = codec.encode(torch.from_numpy(wave)[None]).mean[0]
         torch.testing.assert_close(after["latent_mean"][0], expected, atol=1e-5, rtol=1e-5)
+    _an_interrupted_fit_exits_non_zero(tmp_path)
+
+
+def _an_interrupted_fit_exits_non_zero(out):
+    """The `fit` stage alone, stopped (SIGINT, as Ctrl-C): its checkpoint is kept, it says how
+    to resume, and its exit status is not 0, so a script never goes on to export a half-trained
+    network. (On the cache the test above built.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from trainer.checkpoint import checkpoint_step, latest_checkpoint
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "trainer.build_starter", "fit", "--out",
+                             str(out), "--max-steps", "400"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    board = out / "run" / "tensorboard"
+    deadline = time.time() + 120
+    while not (board.exists() and any(board.iterdir())) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside the training loop, whose handler turns SIGINT into a clean stop
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "the network's fit was interrupted at step" in err and "run `fit` again" in err
+    stopped = checkpoint_step(latest_checkpoint(out / "run" / "checkpoints"))
+    assert 1 <= stopped < 400

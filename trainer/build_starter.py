@@ -37,6 +37,7 @@ model card reports, except the network once the other core is free and the closi
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import multiprocessing as mp
 import shutil
@@ -179,14 +180,13 @@ def _cache_part(args) -> None:
     """One worker's half of the training scenes: the whole cache, or (`refresh`) only its
     latents again after the VAE trained further. `features_first`: the cache before the VAE
     is trained (the picture and text features, the slow part, need no codec), its latents from
-    an untrained VAE until `latents` refreshes them."""
+    an untrained VAE until `latents` refreshes them. One tuple argument: Pool.map's."""
     torch.set_num_threads(1)
     from engine.codec.starter import StarterCodec
     from engine.features.starter import StarterEncoder
     from trainer.cache import build_cache, refresh_latents
     from trainer.data import scan_library
-    out, part, refresh, *mode = args
-    features_first = mode == ["features-first"]
+    out, part, refresh, features_first = args
     report = scan_library(out / "synth" / "train" / "video", window_seconds=4.0)
     report.items = report.items[part::WORKERS]
     torch.manual_seed(0)
@@ -201,7 +201,7 @@ def _cache_part(args) -> None:
 def stage_latents(out: Path) -> None:
     """Recompute the cache's latents after the VAE was trained further (features kept)."""
     with mp.get_context("spawn").Pool(WORKERS) as pool:
-        pool.map(_cache_part, [(out, p, True) for p in range(WORKERS)])
+        pool.map(_cache_part, [(out, p, True, False) for p in range(WORKERS)])
     _write_latent_stats(out)
     (out / "cache" / LATENTS_PENDING).unlink(missing_ok=True)
 
@@ -221,12 +221,12 @@ def stage_features(out: Path) -> None:
     (out / "cache").mkdir(parents=True, exist_ok=True)
     (out / "cache" / LATENTS_PENDING).write_text("run the `latents` stage\n")
     for part in range(WORKERS):
-        _cache_part((out, part, False, "features-first"))
+        _cache_part((out, part, False, True))
 
 
 def stage_cache(out: Path) -> None:
     with mp.get_context("spawn").Pool(WORKERS) as pool:
-        pool.map(_cache_part, [(out, p, False) for p in range(WORKERS)])
+        pool.map(_cache_part, [(out, p, False, False) for p in range(WORKERS)])
     _write_latent_stats(out)
 
 
@@ -508,7 +508,6 @@ def build_all(out: Path, bundle: Path, classifier_path: Path = CLASSIFIER_PATH, 
     defaults are chosen with the evaluator's classifier at `classifier_path`: a fixed instrument
     (the `classifier` stage trains it, 12 min; not part of the bundle), so that every build is
     judged by the same one."""
-    import fcntl
     started = time.time()
     if not Path(classifier_path).is_file():
         raise UserError(f"{classifier_path}: the evaluator's classifier is missing (the defaults "
@@ -603,7 +602,11 @@ def main(argv=None) -> int:
     if stage == "latents":
         stage_latents(out)
     if stage == "fit":
-        stage_fit(out, max_steps=args.max_steps, threads=WORKERS)
+        result = stage_fit(out, max_steps=args.max_steps, threads=WORKERS)
+        if result.status != "finished":  # resumable: say so, and let a script see it
+            print(f"the network's fit was {result.status} at step {result.step}; run `fit` "
+                  f"again to resume", file=sys.stderr)
+            return 1
     if stage == "picture":
         stage_picture(out, threads=WORKERS, max_steps=args.max_steps)
     if stage == "classifier":

@@ -45,6 +45,7 @@ rooms, silence). Weights are saved atomically every `save_every` steps; a run st
 """
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 from typing import Callable, Optional
@@ -244,7 +245,6 @@ def _record_progress(out_dir: Path, part: str, step: int) -> None:
     """`part` trained to `step`, merged into the folder's progress under a lock: parts train in
     parallel processes (`build_starter all`), and an unlocked read-merge-write could put back
     another part's older count (a finished VAE read as unfinished refuses to resume)."""
-    import fcntl
     with open(out_dir / "progress.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
