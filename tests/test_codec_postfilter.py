@@ -122,7 +122,7 @@ def test_settings_out_of_range_are_refused(bad):
 def test_the_vocoder_is_unchanged_without_it_and_its_partials_ring_with_it(monkeypatch):
     """On the shipped codec's weights, the ring after a struck synth plate (the evaluator's
     tonality: peak over median of the spectrum 20-300 ms after the event) rises with the filter;
-    without it the vocoder is the Vocos head's own arithmetic."""
+    without it the vocoder is the Vocos head's own arithmetic on the mel with its ends held."""
     from engine.bundles import load_bundle
     from engine.bundles.components import load_codec
     from engine.paths import starter_bundle_dir
@@ -143,7 +143,7 @@ def test_the_vocoder_is_unchanged_without_it_and_its_partials_ring_with_it(monke
         # the filter's branch repeats the Vocos head's arithmetic: with the filter made the
         # identity it must give the head's own output exactly (a vocos upgrade would show here)
         import engine.codec.vocos_vocoder as vocos_vocoder
-        monkeypatch.setattr(vocos_vocoder, "sharpen_partials", lambda mag, mel, contrast: mag)
+        monkeypatch.setattr(vocos_vocoder, "sharpen_partials", lambda mag, mel, contrast, valid: mag)
         assert np.array_equal(vocoder(mel)[0, 0].numpy(), plain)
         edge, hop = vocoder.edge_frames, vocoder.hop  # the mel's ends repeated, then cut off
         padded = torch.nn.functional.pad(mel, (edge, edge), mode="replicate")
@@ -212,11 +212,32 @@ def test_the_postfilter_reads_partials_from_the_mean_mel_not_its_sampled_texture
     import engine.codec.vocos_vocoder as vocos_vocoder
     real = vocos_vocoder.sharpen_partials
 
-    def spy(mag, gate_mel, contrast):
+    def spy(mag, gate_mel, contrast, valid):
         seen.append(gate_mel)
-        return real(mag, gate_mel, contrast)
+        return real(mag, gate_mel, contrast, valid)
     monkeypatch.setattr(vocos_vocoder, "sharpen_partials", spy)
     with torch.no_grad():
         codec.vocode(flat, torch.Generator().manual_seed(3))
     edge = codec.vocoder.edge_frames  # the mean mel, its ends continued (the vocoder's edges)
     assert len(seen) == 1 and torch.equal(seen[0], torch.full((1, 80, 40 + 2 * edge), -2.0))
+
+
+def test_held_ends_change_neither_the_clips_floor_nor_its_attacks():
+    """The vocoder holds a clip's first and last frames beyond its ends (`edge_frames`): the
+    postfilter's background floor (a quantile over frames) and its attack test must stay the
+    clip's own. A take that starts on a contact is an attack at its first frame, as before the
+    ends were held; the held frames are not sharpened."""
+    contrast = PartialContrast(alpha=2.0)
+    clip = torch.full((1, 1, 60), -60.0)
+    clip[..., :20] = -10.0  # the take starts on a loud contact
+    clip[..., 40:50] = -20.0
+    edge = 29
+    held = torch.cat([clip[..., :1].expand(-1, -1, edge), clip,
+                      clip[..., -1:].expand(-1, -1, edge)], dim=-1)
+    alone = frame_weight(clip, contrast)
+    weight = frame_weight(held, contrast, valid=(edge, edge + 60))
+    assert torch.equal(weight[..., edge: edge + 60], alone)
+    assert torch.all(weight[..., :edge] == 0) and torch.all(weight[..., edge + 60:] == 0)
+    assert alone[0, 0, 0] == 0.0  # the first frame is an attack: not sharpened
+    # read without `valid`, the held copies would make the first frame no attack at all
+    assert frame_weight(held, contrast)[0, 0, edge] > 0.5

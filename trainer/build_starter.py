@@ -603,10 +603,11 @@ def main(argv=None) -> int:
         stage_latents(out)
     if stage == "fit":
         result = stage_fit(out, max_steps=args.max_steps, threads=WORKERS)
-        if result.status != "finished":  # resumable: say so, and let a script see it
+        if result.status != "finished":  # resumable: say so, and let a script see it (130:
+            # interrupted, as `mfmjt train fit` and a shell's Ctrl-C say it)
             print(f"the network's fit was {result.status} at step {result.step}; run `fit` "
                   f"again to resume", file=sys.stderr)
-            return 1
+            return 130
     if stage == "picture":
         stage_picture(out, threads=WORKERS, max_steps=args.max_steps)
     if stage == "classifier":

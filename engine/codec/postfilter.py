@@ -83,8 +83,16 @@ def _hold(x: torch.Tensor, frames: int) -> torch.Tensor:
     return F.max_pool1d(x.reshape(b * c, 1, t), frames, 1, frames // 2).reshape(b, c, t)
 
 
-def frame_weight(level: torch.Tensor, contrast: PartialContrast) -> torch.Tensor:
-    """(B, 1, frames) frame levels in dB -> 0..1: away from the background, not at an attack."""
+def frame_weight(level: torch.Tensor, contrast: PartialContrast,
+                 valid: tuple[int, int] | None = None) -> torch.Tensor:
+    """(B, 1, frames) frame levels in dB -> 0..1: away from the background, not at an attack.
+    `valid` (start, stop): the clip's own frames when the vocoder held its ends beyond them
+    (`VocosVocoder.edge_frames`): the background floor and the attacks are the clip's own, as
+    if nothing had been added, and the held frames are left as they are (weight 0)."""
+    if valid is not None:
+        start, stop = valid
+        inner = frame_weight(level[..., start:stop], contrast)
+        return F.pad(inner, (start, level.shape[-1] - stop))
     frames = level.shape[-1]
     floor = torch.quantile(level, contrast.floor_quantile, dim=-1, keepdim=True)
     above = ((_hold(level, contrast.hold_frames) - floor - contrast.above_floor_db)
@@ -112,10 +120,10 @@ def partial_bins(mel: torch.Tensor, contrast: PartialContrast) -> torch.Tensor:
     return bins.clamp(0.0, 1.0) * high[None, :, None]
 
 
-def sharpen_partials(magnitude: torch.Tensor, mel: torch.Tensor,
-                     contrast: PartialContrast) -> torch.Tensor:
+def sharpen_partials(magnitude: torch.Tensor, mel: torch.Tensor, contrast: PartialContrast,
+                     valid: tuple[int, int] | None = None) -> torch.Tensor:
     """(B, bins, frames) STFT magnitudes and the (B, 80, frames) mel they were predicted from ->
-    the magnitudes with their partials' contrast raised."""
+    the magnitudes with their partials' contrast raised. `valid`: see `frame_weight`."""
     mag = magnitude.float()
     batch, bins, frames = mag.shape
     rows = mag.transpose(1, 2).reshape(batch * frames, 1, bins)
@@ -123,7 +131,8 @@ def sharpen_partials(magnitude: torch.Tensor, mel: torch.Tensor,
                               count_include_pad=False)
     local_mean = local_mean.reshape(batch, frames, bins).transpose(1, 2)
     energy = (mag ** 2).sum(1, keepdim=True)  # (B, 1, frames)
-    weight = frame_weight(10 * torch.log10(energy + 1e-12), contrast) * partial_bins(mel, contrast)
+    weight = frame_weight(10 * torch.log10(energy + 1e-12), contrast, valid) \
+        * partial_bins(mel, contrast)
     sharpened = mag * (mag / (local_mean + 1e-7)) ** (contrast.alpha * weight)
     scale = torch.sqrt((energy + 1e-12) / ((sharpened ** 2).sum(1, keepdim=True) + 1e-12))
     return (sharpened * scale).to(magnitude.dtype)

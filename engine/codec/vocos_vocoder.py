@@ -57,9 +57,11 @@ class VocosVocoder(nn.Module):
     @property
     def edge_frames(self) -> int:
         """How many mel frames beyond a clip's ends reach its output: the embedding and each
-        ConvNeXt block's depthwise convolution (kernel 7: 3 frames a side), then the inverse
-        STFT's overlap (n_fft / hop / 2 frames a side)."""
-        return 3 * (self.cfg.num_layers + 1) + self.cfg.n_fft // self.cfg.hop // 2
+        ConvNeXt block's depthwise convolution (kernel 7: 3 frames a side; read from the modules,
+        so that another `vocos` cannot change it silently), then the inverse STFT's overlap
+        (n_fft / hop / 2 frames a side). 29 for the starter vocoder."""
+        convs = [self.backbone.embed] + [block.dwconv for block in self.backbone.convnext]
+        return sum(conv.kernel_size[0] // 2 for conv in convs) + self.cfg.n_fft // self.cfg.hop // 2
 
     def forward(self, mel: torch.Tensor, gate_mel: torch.Tensor | None = None) -> torch.Tensor:
         """(B, num_mels, T) log-mel -> (B, 1, T * hop), as BigVGANGenerator returns. `gate_mel`:
@@ -70,10 +72,11 @@ class VocosVocoder(nn.Module):
         edge, frames = self.edge_frames, mel.shape[-1]
         padded = F.pad(mel, (edge, edge), mode="replicate")
         gate = None if gate_mel is None else F.pad(gate_mel, (edge, edge), mode="replicate")
-        wave = self._render(padded, gate)
+        wave = self._render(padded, gate, valid=(edge, edge + frames))
         return wave[..., edge * self.hop: (edge + frames) * self.hop]
 
-    def _render(self, mel: torch.Tensor, gate_mel: torch.Tensor | None) -> torch.Tensor:
+    def _render(self, mel: torch.Tensor, gate_mel: torch.Tensor | None,
+                valid: tuple[int, int]) -> torch.Tensor:
         if self.partial_contrast is None:
             return self.head(self.backbone(mel)).clamp(-1.0, 1.0).unsqueeze(1)
         # the head's own arithmetic (vocos.heads.ISTFTHead.forward), with the magnitude
@@ -81,6 +84,7 @@ class VocosVocoder(nn.Module):
         out = self.head.out(self.backbone(mel)).transpose(1, 2)
         log_magnitude, phase = out.chunk(2, dim=1)
         magnitude = sharpen_partials(torch.exp(log_magnitude).clip(max=1e2),
-                                     mel if gate_mel is None else gate_mel, self.partial_contrast)
+                                     mel if gate_mel is None else gate_mel, self.partial_contrast,
+                                     valid)
         spectrum = magnitude * (torch.cos(phase) + 1j * torch.sin(phase))
         return self.head.istft(spectrum).clamp(-1.0, 1.0).unsqueeze(1)
