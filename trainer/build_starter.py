@@ -2,7 +2,7 @@
 
     python -m trainer.build_starter all --out runs/starter
 
-`all` keeps both cores busy for about 2 h 45 min (model card, "How it was trained"). This core:
+`all` keeps both cores busy for 2 h 40 min (model card, "How it was trained"). This core:
 data (both cores), the VAE, its decoder's fine-tune, the cache's latents, the network (taking
 the other core too once that is free); the other core meanwhile: the cache's picture and text
 features (they need no codec), then the vocoder chain; then the codec file, export, defaults
@@ -283,8 +283,7 @@ def stage_fit(out: Path, *, recipe_name: str = "starter", run_name: str = "run",
                       max_steps=max_steps, widen=widen)
 
 
-def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None,
-                  widen: Optional[Callable[[], bool]] = None) -> None:
+def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None) -> None:
     """The fitted network fine-tuned so that the picture, not the caption, decides the
     material (recipes/starter-picture.toml; the shipped network of the sixth to eighth passes
     of issue 14, no longer part of `all`). It starts from the fit run's raw
@@ -310,7 +309,7 @@ def stage_picture(out: Path, *, threads: int = 1, max_steps: int | None = None,
     recipe = load_recipe(PICTURE["recipe"])
     torch.manual_seed(recipe.seed)
     _train_run(out, PICTURE_RUN, load_bundle(base).network, recipe, label="picture",
-               max_steps=max_steps, record={"init": str(base)}, widen=widen)
+               max_steps=max_steps, record={"init": str(base)})
 
 
 def stage_classifier(out: Path, target: Path) -> None:
@@ -433,7 +432,7 @@ def stage_defaults(out: Path, target: Path, *, weights: str = "model",
     from trainer.evaluate import evaluate, prepare_scenes
     from trainer.experiments import GUIDANCE
     pipeline = FoleyPipeline(target)
-    classifier = load_classifier() if classifier_path is None else load_classifier(classifier_path)
+    classifier = load_classifier(classifier_path)
     scene_set = prepare_scenes(pipeline, count=GUIDANCE_CHOICE["scenes"],
                                seed=GUIDANCE_CHOICE["seed"])
     scores = {}

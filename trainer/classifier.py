@@ -97,8 +97,9 @@ def save_classifier(model: AudioClassifier, path: Path | str, *, provenance: dic
     return path
 
 
-def load_classifier(path: Path | str = CLASSIFIER_PATH) -> AudioClassifier:
-    path = Path(path)
+def load_classifier(path: Path | str | None = None) -> AudioClassifier:
+    """The evaluator's classifier at `path` (None: the one the product ships)."""
+    path = Path(CLASSIFIER_PATH if path is None else path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the evaluator's classifier is missing; train it with "
                                 f"`python -m trainer.build_starter classifier`")

@@ -42,7 +42,7 @@ def run(bundle: Path, *, scenes: int, seed: int, ablation: dict[str, Path],
                                   prepare_scenes, threshold_sensitivity)
 
     pipeline = FoleyPipeline(bundle)
-    classifier = load_classifier() if classifier_path is None else load_classifier(classifier_path)
+    classifier = load_classifier(classifier_path)
     began = time.perf_counter()
     scene_set = prepare_scenes(pipeline, count=scenes, seed=seed)
     log(f"{scenes} scenes prepared in {time.perf_counter() - began:.1f} s")
@@ -103,7 +103,7 @@ def ablation_only(report: dict, ablation: dict[str, Path], log=print,
     from engine.pipeline import FoleyPipeline
     from trainer.classifier import load_classifier
     from trainer.evaluate import evaluate, prepare_scenes
-    classifier = load_classifier() if classifier_path is None else load_classifier(classifier_path)
+    classifier = load_classifier(classifier_path)
     base = {"guidance": report["defaults"]["guidance"], "mode": report["defaults"]["mode"],
             "steps": 1}
     scene_set = None
